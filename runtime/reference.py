@@ -1,0 +1,95 @@
+"""The float transformer reference: executes an attention graph in float64 or float32.
+
+It is the yardstick every other backend is checked against.  It walks the graph in topological
+order and calls each node's own :meth:`evaluate`; a failure names the node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from compiler.attention import AttentionGraph, EvalContext
+from compiler.errors import InputError, SimulationError
+
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+@dataclass
+class ReferenceResult:
+    """Outputs by role (each (B, T, width)) and, when kept, every node's value."""
+
+    outputs: dict[str, np.ndarray]
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def resolve_dtype(precision: str | type) -> type:
+    if isinstance(precision, str):
+        try:
+            return DTYPES[precision]
+        except KeyError:
+            raise InputError(f"unknown float precision {precision!r}; use float64 or float32") from None
+    return np.dtype(precision).type
+
+
+def check_inputs(x: np.ndarray, mask: np.ndarray | None, width: int) -> np.ndarray:
+    """Validate token vectors (B, T, width) and return the boolean mask (B, T)."""
+    if x.ndim != 3 or x.shape[2] != width:
+        raise InputError(f"inputs must have shape (batch, tokens, {width}), got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise InputError("inputs contain NaN or infinity")
+    if mask is None:
+        return np.ones(x.shape[:2], dtype=bool)
+    mask = np.asarray(mask)
+    if mask.shape != x.shape[:2]:
+        raise InputError(f"mask must have shape {x.shape[:2]}, got {mask.shape}")
+    return mask.astype(bool)
+
+
+def run_reference(
+    graph: AttentionGraph,
+    x: np.ndarray,
+    mask: np.ndarray | None = None,
+    precision: str | type = "float64",
+    keep: bool | list[str] = False,
+) -> ReferenceResult:
+    """Run ``graph`` on token vectors ``x`` (B, T, width) with padding ``mask`` (B, T).
+
+    ``keep=True`` keeps every node's value, a list keeps those nodes'.  Positions are 0..T-1.
+    """
+    dtype = resolve_dtype(precision)
+    shapes = graph.validate()
+    entry = graph.input_node()
+    x = np.asarray(x)
+    mask = check_inputs(x, mask, shapes[entry][0])
+    B, T = mask.shape
+    ctx = EvalContext(dtype=dtype, mask=mask, positions=np.broadcast_to(np.arange(T), (B, T)))
+    values: dict[str, np.ndarray] = {entry: x.astype(dtype)}
+    users = {n: len(list(graph.g.successors(n))) for n in graph.g.nodes}
+    kept = set(graph.g.nodes) if keep is True else set(keep or [])
+    outputs = {}
+    for name in graph.order():
+        op = graph.node(name)
+        if name != entry:
+            args = {port: values[src] for port, src in graph.inputs_of(name).items()}
+            try:
+                values[name] = op.evaluate(args, ctx).astype(dtype, copy=False)
+            except (ValueError, FloatingPointError, MemoryError) as exc:
+                raise SimulationError(f"reference: node {name!r} ({op.kind}) failed: {exc}") from exc
+        if op.kind == "output":
+            outputs[op.role] = values[name]
+        for src in graph.inputs_of(name).values():
+            users[src] -= 1
+            if users[src] == 0 and src not in kept:
+                del values[src]
+    return ReferenceResult(outputs=outputs, values={n: values[n] for n in kept if n in values})
+
+
+def mean_pool(hidden: np.ndarray, mask: np.ndarray, normalize: bool = True) -> np.ndarray:
+    """Sentence embeddings: mean of ``hidden`` over unmasked tokens, optionally L2-normalised."""
+    weights = mask.astype(hidden.dtype)[..., None]
+    pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+    if normalize:
+        pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
+    return pooled
