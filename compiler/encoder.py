@@ -110,3 +110,20 @@ class InputEncoder:
         a_attrs, a_arrays = self.to_record()
         b_attrs, b_arrays = other.to_record()
         return a_attrs == b_attrs and all(np.array_equal(a_arrays[k], b_arrays[k]) for k in a_arrays)
+
+
+def encoder_record(encoder: InputEncoder | None):
+    """(JSON, arrays) storing an optional encoder beside a graph."""
+    if encoder is None:
+        return {"encoder": None}, {}
+    attrs, arrays = encoder.to_record()
+    return {"encoder": attrs}, {f"encoder/{k}": v for k, v in arrays.items()}
+
+
+def encoder_from_record(structure: dict, arrays: dict[str, np.ndarray], where: str) -> InputEncoder | None:
+    """Inverse of :func:`encoder_record`."""
+    attrs = structure.get("encoder")
+    if attrs is None:
+        return None
+    enc_arrays = {k[len("encoder/"):]: v for k, v in arrays.items() if k.startswith("encoder/")}
+    return InputEncoder.from_record(attrs, enc_arrays, f"{where}: encoder")

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from compiler.attention.nodes import NODE_KINDS
-from compiler.encoder import InputEncoder
+from compiler.encoder import InputEncoder, encoder_from_record, encoder_record
 from compiler.errors import GraphError
 from compiler.graph_base import TypedGraph
 
@@ -62,16 +62,10 @@ class AttentionGraph(TypedGraph):
         return shapes
 
     def extra_structure(self):
-        if self.encoder is None:
-            return {"encoder": None}, {}
-        attrs, arrays = self.encoder.to_record()
-        return {"encoder": attrs}, {f"encoder/{k}": v for k, v in arrays.items()}
+        return encoder_record(self.encoder)
 
     def load_extra(self, structure, arrays: dict[str, np.ndarray], where: str) -> None:
-        attrs = structure.get("encoder")
-        if attrs is not None:
-            enc_arrays = {k[8:]: v for k, v in arrays.items() if k.startswith("encoder/")}
-            self.encoder = InputEncoder.from_record(attrs, enc_arrays, f"{where}: encoder")
+        self.encoder = encoder_from_record(structure, arrays, where)
 
     def same_as(self, other) -> bool:
         if not super().same_as(other):
