@@ -1,4 +1,4 @@
-"""A typed-node container around ``networkx.DiGraph``, shared by both intermediate representations.
+"""A typed-node container around ``networkx.MultiDiGraph``, shared by both intermediate representations.
 
 Nodes are stored by name with their payload under the ``op`` key; an edge ``u -> v`` carries the
 input ``port`` of ``v`` it feeds.  Subclasses fix the node registry, the file format name and the
@@ -28,7 +28,7 @@ class TypedGraph:
     def __init__(self, name: str = "model", meta: dict[str, Any] | None = None):
         self.name = name
         self.meta: dict[str, Any] = dict(meta or {})
-        self.g = nx.DiGraph()
+        self.g = nx.MultiDiGraph()
 
     # ---- construction -------------------------------------------------------------------------
     def add(self, node: Node, **inputs: str) -> str:
@@ -79,7 +79,7 @@ class TypedGraph:
         try:
             return list(nx.lexicographical_topological_sort(self.g, key=rank.__getitem__))
         except nx.NetworkXUnfeasible:
-            cycle = " -> ".join(u for u, _ in nx.find_cycle(self.g))
+            cycle = " -> ".join(edge[0] for edge in nx.find_cycle(self.g))
             raise GraphError(f"graph {self.name!r} has a cycle: {cycle}; remove one of its edges") from None
 
     def __len__(self) -> int:

@@ -66,7 +66,7 @@ def run_reference(
     B, T = mask.shape
     ctx = EvalContext(dtype=dtype, mask=mask, positions=np.broadcast_to(np.arange(T), (B, T)))
     values: dict[str, np.ndarray] = {entry: x.astype(dtype)}
-    users = {n: len(list(graph.g.successors(n))) for n in graph.g.nodes}
+    users = dict(graph.g.out_degree())
     kept = set(graph.g.nodes) if keep is True else set(keep or [])
     outputs = {}
     for name in graph.order():

@@ -1,0 +1,1 @@
+"""Compiler passes; the pipeline that orders them is :mod:`compiler.pipeline`."""
