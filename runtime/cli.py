@@ -1,2 +1,122 @@
-def main():
-    pass
+"""The ``tripartite`` command line: a thin layer over the Python API.
+
+Exit codes: 0 success, 1 a check failed, 2 bad input or usage.  Errors print one line on stderr
+naming the culprit; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from compiler.errors import InputError, TripartiteError
+
+LOWERINGS = ("exact", "favor", "relu", "elu1", "taylor2")
+PRECISIONS = ("float64", "float32", "loihi2")
+
+
+def add_input_options(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", action="append", help="input text (repeat for a batch)")
+    src.add_argument("--text-file", help="file with one input text per line")
+    src.add_argument("--inputs", help=".npz with 'input_ids' (+ 'mask', 'token_type_ids') or token vectors 'x'")
+    p.add_argument("--backend", choices=("golden", "lava"), default="golden", help="simulator (default: golden)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds before a Lava run is stopped")
+    p.add_argument("--plots", metavar="DIR", help="write PNG figures and an HTML page to DIR")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tripartite",
+        description="Compile transformers into neuron-astrocyte circuits and run them on Loihi-class simulators.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("compile", help="compile a model into a neuron-astrocyte network (.tpn)",
+                       description="SOURCE: a Hugging Face checkpoint directory, an .onnx file or a saved "
+                                   "attention graph (.tpg).")
+    c.add_argument("source")
+    c.add_argument("-o", "--output", required=True, help="compiled network file to write (.tpn)")
+    c.add_argument("--lowering", choices=LOWERINGS, default="exact", help="how softmax attention becomes a circuit")
+    c.add_argument("--layer-lowering", action="append", default=[], metavar="NODE=LOWERING",
+                   help="override the lowering of one attention node, e.g. layer0.attn=favor")
+    c.add_argument("--features", type=int, default=256, help="feature neurons per head for random-feature lowerings")
+    c.add_argument("--orthogonal", action="store_true", help="orthogonal random features (favor)")
+    c.add_argument("--seed", type=int, default=0, help="seed of random features")
+    c.add_argument("--precision", choices=PRECISIONS, default="float64")
+    c.add_argument("--max-tokens", type=int, default=128, help="context length (slots of exact circuits)")
+    c.add_argument("--calibrate", metavar="FILE", help="sample inputs (.npz or text file) for quantization")
+
+    r = sub.add_parser("run", help="run a compiled network on inputs and write outputs (.npz)")
+    r.add_argument("net")
+    add_input_options(r)
+    r.add_argument("--generate", type=int, default=0, metavar="N", help="greedily generate N tokens (decoders)")
+    r.add_argument("--probe", default="", help="comma-separated probes: calcium,soma,weights,activity")
+    r.add_argument("-o", "--output", required=True, help=".npz file to write")
+
+    v = sub.add_parser("verify", help="check a compiled network against the float model it came from")
+    v.add_argument("net")
+    v.add_argument("--reference", required=True, help="SOURCE the network was compiled from")
+    add_input_options(v)
+    v.add_argument("--json", metavar="OUT", help="write the verification report as JSON")
+    v.add_argument("--rtol", type=float, default=None, help="relative L2 tolerance of the output")
+
+    rp = sub.add_parser("report", help="resources, energy and latency of a compiled network on a chip")
+    rp.add_argument("net")
+    rp.add_argument("--chip", default="loihi2", help="loihi2, loihi1 or a chip description JSON file")
+    rp.add_argument("--costs", metavar="FILE", help="JSON overriding per-operation energy/time costs")
+    rp.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    e = sub.add_parser("export", help="export a compiled network for Loihi-class toolchains")
+    e.add_argument("net")
+    e.add_argument("--format", choices=("netlist", "nir", "netx"), required=True)
+    e.add_argument("-o", "--output", required=True)
+
+    d = sub.add_parser("demo", help="compile, simulate on Lava and verify the bundled model")
+    d.add_argument("--out", default="demo-report", help="report directory")
+    d.add_argument("--backend", choices=("golden", "lava"), default="lava")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    args = parser.parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from runtime import commands
+
+    try:
+        return getattr(commands, f"cmd_{args.command}")(args)
+    except TripartiteError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"tripartite {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"tripartite {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, MemoryError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"tripartite {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def parse_layer_lowerings(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, lowering = item.partition("=")
+        if not sep or lowering not in LOWERINGS:
+            raise InputError(f"--layer-lowering {item!r}: expected NODE=LOWERING with LOWERING in {', '.join(LOWERINGS)}")
+        out[name] = lowering
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Implementations of the CLI commands (each takes the parsed arguments, returns an exit code)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from compiler.errors import InputError, TripartiteError
+from runtime.cli import parse_layer_lowerings
+
+
+class NotAvailable(TripartiteError):
+    """A command whose back end is not part of this build."""
+
+
+def console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def load_net(path: str):
+    from compiler.process import ProcessGraph
+
+    return ProcessGraph.load(path)
+
+
+def load_batch(args, net):
+    from runtime.inputs import from_texts, load_npz_inputs
+    from runtime.text import read_text_file
+
+    width = next(op.size for op in net.nodes() if op.kind == "input_encoder")
+    if args.inputs:
+        return load_npz_inputs(args.inputs, net.encoder, width)
+    texts = args.text if args.text else read_text_file(args.text_file)
+    return from_texts(net.encoder, texts, net.meta)
+
+
+def cmd_compile(args) -> int:
+    import time
+
+    from compiler.api import compile as compile_model
+
+    start = time.perf_counter()
+    with console().status(f"compiling {args.source}"):
+        net = compile_model(
+            args.source, lowering=args.lowering, precision=args.precision, features=args.features,
+            seed=args.seed, max_tokens=args.max_tokens, per_layer=parse_layer_lowerings(args.layer_lowering),
+            orthogonal=args.orthogonal, calibrate=args.calibrate,
+        )
+        net.save(args.output)
+    counts = {}
+    for op in net.nodes():
+        counts[op.kind] = counts.get(op.kind, 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    print(f"compiled {args.source} -> {args.output} in {time.perf_counter() - start:.2f} s ({summary})")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from runtime.run import output_arrays, run, save_outputs
+
+    net = load_net(args.net)
+    batch = load_batch(args, net)
+    probes = [p for p in args.probe.split(",") if p]
+    if args.generate:
+        from runtime.generate import generate
+
+        batch, result = generate(net, batch, args.generate, backend=args.backend, timeout=args.timeout)
+    else:
+        result = run(net, batch, backend=args.backend, probes=probes, timeout=args.timeout)
+    save_outputs(args.output, output_arrays(net, batch, result))
+    sat = sum(int(v) for v in result.saturations.values())
+    print(f"ran {batch.x.shape[0]} sequence(s) x {batch.x.shape[1]} tokens on {result.backend} "
+          f"({result.precision}) in {result.seconds:.2f} s; saturations: {sat}; wrote {args.output}")
+    if args.plots:
+        from runtime.plots import run_plots
+
+        run_plots(net, batch, result, Path(args.plots))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from runtime.verify import verify
+
+    net = load_net(args.net)
+    batch = load_batch(args, net)
+    report = verify(net, args.reference, batch, backend=args.backend, rtol=args.rtol, timeout=args.timeout)
+    report.print_table()
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2))
+    if args.plots:
+        from runtime.plots import verify_plots
+
+        verify_plots(net, batch, report, Path(args.plots))
+    return 0 if report.passed else 1
+
+
+def cmd_report(args) -> int:
+    try:
+        from hardware_sim.chip import load_chip, resources
+    except ImportError as exc:
+        raise NotAvailable("report: the chip model is not available in this build") from exc
+    net = load_net(args.net)
+    chip = load_chip(args.chip, costs=args.costs)
+    summary = resources(net, chip)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=float))
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"{args.net} on {args.chip}")
+        table.add_column("quantity")
+        table.add_column("value", justify="right")
+        for key, value in summary.items():
+            if isinstance(value, (int, float)):
+                table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+        from rich.console import Console
+
+        Console().print(table)
+    return 0
+
+
+def cmd_export(args) -> int:
+    try:
+        from compiler.export import export
+    except ImportError as exc:
+        raise NotAvailable(f"export --format {args.format} is not available in this build") from exc
+    net = load_net(args.net)
+    path = export(net, args.format, args.output)
+    print(f"exported {args.net} as {args.format} -> {path}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    try:
+        from runtime.demo import demo
+    except ImportError as exc:
+        raise NotAvailable("demo: the bundled demo is not available in this build") from exc
+    return demo(Path(args.out), backend=args.backend)
+
+
+def fail_usage(message: str) -> int:
+    print(f"tripartite: error: {message}", file=sys.stderr)
+    return 2
+
+
+__all__ = ["cmd_compile", "cmd_run", "cmd_verify", "cmd_report", "cmd_export", "cmd_demo", "InputError"]

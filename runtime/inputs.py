@@ -1,0 +1,72 @@
+"""User inputs: text, text files and arrays, turned into token vectors and a padding mask."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from compiler.errors import InputError
+
+
+@dataclass
+class Batch:
+    """What a backend consumes: token vectors ``x`` (B, T, width) and ``mask`` (B, T); ``input_ids``
+    when the batch came from tokens or text."""
+
+    x: np.ndarray
+    mask: np.ndarray
+    input_ids: np.ndarray | None = None
+    texts: list[str] | None = None
+
+
+def from_ids(encoder, input_ids, mask=None, token_type_ids=None, texts=None) -> Batch:
+    ids = np.asarray(input_ids)
+    if encoder is None:
+        raise InputError("this network has no input encoder; pass token vectors as array 'x'")
+    if mask is None:
+        mask = np.ones(ids.shape, dtype=bool)
+    mask = np.asarray(mask).astype(bool)
+    if mask.shape != ids.shape:
+        raise InputError(f"mask shape {mask.shape} differs from input_ids shape {ids.shape}")
+    return Batch(x=encoder.encode(ids, token_type_ids), mask=mask, input_ids=ids, texts=texts)
+
+
+def from_texts(encoder, texts: list[str], meta: dict | None = None) -> Batch:
+    from runtime.text import tokenize
+
+    if not texts:
+        raise InputError("no text given")
+    ids, mask, types = tokenize(encoder, texts, max_length=(meta or {}).get("max_seq_length"))
+    return from_ids(encoder, ids, mask, types, texts=texts)
+
+
+def load_npz_inputs(path: str | Path, encoder, width: int) -> Batch:
+    """Read ``--inputs X.npz``: either ``input_ids`` (+ ``mask``, ``token_type_ids``) or ``x``
+    token vectors (B, T, width) (+ ``mask``).  Read with ``allow_pickle=False``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{path}: not an .npz archive")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{path}: unreadable inputs ({exc})") from exc
+    mask = arrays.get("mask")
+    if "input_ids" in arrays:
+        return from_ids(encoder, arrays["input_ids"], mask, arrays.get("token_type_ids"))
+    if "x" in arrays:
+        x = np.asarray(arrays["x"], dtype=np.float64)
+        if x.ndim != 3 or x.shape[2] != width:
+            raise InputError(f"{path}: array 'x' must have shape (batch, tokens, {width}), got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise InputError(f"{path}: array 'x' contains NaN or infinity")
+        mask = np.ones(x.shape[:2], bool) if mask is None else np.asarray(mask).astype(bool)
+        if mask.shape != x.shape[:2]:
+            raise InputError(f"{path}: mask shape {mask.shape} differs from x's {x.shape[:2]}")
+        return Batch(x=x, mask=mask)
+    raise InputError(f"{path}: expected an array 'input_ids' or 'x', found {sorted(arrays) or 'none'}")

@@ -1,0 +1,89 @@
+"""Run a compiled network on a backend and collect outputs and probes."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from compiler.errors import InputError
+from compiler.process import ProcessGraph
+from runtime.inputs import Batch
+from runtime.reference import mean_pool
+
+BACKENDS = ("golden", "lava")
+
+
+@dataclass
+class RunResult:
+    """Outputs by role (B, T, size), probes by name, saturation counts by population."""
+
+    backend: str
+    precision: str
+    outputs: dict[str, np.ndarray]
+    probes: dict[str, np.ndarray] = field(default_factory=dict)
+    saturations: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def float_precision(net: ProcessGraph) -> str:
+    """The arithmetic a backend should use for ``net``: float64, float32 or loihi2."""
+    return net.meta.get("precision", "float64")
+
+
+def run_golden(net, batch: Batch, probes, timeout, progress) -> RunResult:
+    from hardware_sim.golden import simulate
+
+    result = simulate(net, batch.x, batch.mask, precision=float_precision(net), probes=set(probes))
+    return RunResult("golden", float_precision(net), dict(result.outputs), dict(getattr(result, "probes", {}) or {}),
+                     dict(getattr(result, "saturations", {}) or {}))
+
+
+def run_on_lava(net, batch: Batch, probes, timeout, progress) -> RunResult:
+    from hardware_sim.lava.runner import run_lava
+
+    precision = float_precision(net)
+    lava_precision = "float32" if precision in ("float32", "float64") else precision
+    result = run_lava(net, batch.x, batch.mask, precision=lava_precision, probes=tuple(probes), timeout=timeout,
+                      progress=progress)
+    return RunResult("lava", lava_precision, dict(result.outputs), dict(getattr(result, "probes", {}) or {}),
+                     dict(getattr(result, "saturations", {}) or {}))
+
+
+RUNNERS = {"golden": run_golden, "lava": run_on_lava}
+
+
+def run(net: ProcessGraph, batch: Batch, backend: str = "golden", probes=(), timeout: float = 600.0,
+        progress=None) -> RunResult:
+    """Run ``net`` on ``batch`` with ``backend`` (golden or lava)."""
+    if backend not in RUNNERS:
+        raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    start = time.perf_counter()
+    result = RUNNERS[backend](net, batch, probes, timeout, progress)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def output_arrays(net: ProcessGraph, batch: Batch, result: RunResult) -> dict[str, np.ndarray]:
+    """The arrays of the ``run -o`` contract: input_ids, mask, hidden, embeddings, logits, probes."""
+    arrays: dict[str, np.ndarray] = {"mask": batch.mask}
+    if batch.input_ids is not None:
+        arrays["input_ids"] = batch.input_ids
+    for role, value in result.outputs.items():
+        arrays[role] = np.asarray(value)
+    if "hidden" in result.outputs and net.meta.get("pooling", "mean") == "mean":
+        arrays["embeddings"] = mean_pool(np.asarray(result.outputs["hidden"], dtype=np.float64), batch.mask)
+    for name, value in result.probes.items():
+        arrays[f"probe/{name}"] = np.asarray(value)
+    for name, count in result.saturations.items():
+        arrays[f"saturations/{name}"] = np.asarray(count)
+    return arrays
+
+
+def save_outputs(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
+    path = Path(path)
+    with open(path, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    return path
