@@ -3,6 +3,10 @@
 ``x_t = E_tok[id_t] + E_pos[p_t + position_offset] + E_type[type_t]`` where the position and
 token-type tables are optional (LLaMA uses neither, GPT-2 no token types).  The tokenizer (a
 Hugging Face ``tokenizer.json`` document) travels with the encoder so a compiled network can take text.
+
+Image models carry a patch projection instead of a token table: an image (H, W) is cut into
+``patch_size`` x ``patch_size`` patches in row-major order, each flattened to ``p_t`` (patch_size^2
+pixels), and ``x_t = P p_t + b_P + E_pos[t]`` (:meth:`InputEncoder.encode_patches`).
 """
 
 from __future__ import annotations
@@ -15,28 +19,32 @@ import numpy as np
 
 from compiler.errors import InputError, SerializationError
 
-ARRAY_NAMES = ("token_embeddings", "position_embeddings", "token_type_embeddings")
+ARRAY_NAMES = ("token_embeddings", "position_embeddings", "token_type_embeddings", "patch_projection", "patch_bias")
 
 
 @dataclass
 class InputEncoder:
     """Embedding tables applied on the host before the network's input node."""
 
-    token_embeddings: np.ndarray
+    token_embeddings: np.ndarray | None
     position_embeddings: np.ndarray | None = None
     token_type_embeddings: np.ndarray | None = None
     position_offset: int = 0
     pad_token_id: int = 0
     tokenizer_json: str | None = None
     special: dict[str, Any] = field(default_factory=dict)
+    patch_projection: np.ndarray | None = None
+    patch_bias: np.ndarray | None = None
+    patch_size: int = 0
 
     @property
     def width(self) -> int:
-        return int(self.token_embeddings.shape[1])
+        table = self.token_embeddings if self.token_embeddings is not None else self.patch_projection.T
+        return int(table.shape[1])
 
     @property
     def vocab_size(self) -> int:
-        return int(self.token_embeddings.shape[0])
+        return 0 if self.token_embeddings is None else int(self.token_embeddings.shape[0])
 
     @property
     def max_positions(self) -> int | None:
@@ -46,6 +54,8 @@ class InputEncoder:
 
     def encode(self, input_ids: np.ndarray, token_type_ids: np.ndarray | None = None, dtype=np.float64):
         """Embed ``input_ids`` (B, T) into (B, T, width) vectors."""
+        if self.token_embeddings is None:
+            raise InputError("this model takes images, not token ids; pass an array 'images' (batch, H, W)")
         ids = np.asarray(input_ids)
         if ids.ndim != 2 or ids.dtype.kind not in "iu":
             raise InputError(f"input_ids must be a 2-D integer array (batch, tokens), got {ids.dtype} {ids.shape}")
@@ -62,6 +72,28 @@ class InputEncoder:
         if self.token_type_embeddings is not None:
             types = np.zeros_like(ids) if token_type_ids is None else np.asarray(token_type_ids)
             x = x + self.token_type_embeddings.astype(dtype)[types]
+        return x
+
+    def encode_patches(self, images: np.ndarray, dtype=np.float64) -> np.ndarray:
+        """Cut ``images`` (B, H, W) into patches and project them: (B, T, width), T = HW / patch_size^2."""
+        if self.patch_projection is None:
+            raise InputError("this model takes token ids, not images; pass 'input_ids' or text")
+        imgs = np.asarray(images, dtype=dtype)
+        s = self.patch_size
+        if imgs.ndim != 3 or imgs.shape[1] % s or imgs.shape[2] % s:
+            raise InputError(f"images must have shape (batch, H, W) with H and W multiples of {s}, got {imgs.shape}")
+        if not np.all(np.isfinite(imgs)):
+            raise InputError("images contain NaN or infinity")
+        B, H, W = imgs.shape
+        patches = imgs.reshape(B, H // s, s, W // s, s).transpose(0, 1, 3, 2, 4).reshape(B, -1, s * s)
+        T = patches.shape[1]
+        if self.max_positions is not None and T > self.max_positions:
+            raise InputError(f"{T} patches exceed the model's {self.max_positions} positions; use smaller images")
+        x = patches @ self.patch_projection.astype(dtype).T
+        if self.patch_bias is not None:
+            x = x + self.patch_bias.astype(dtype)
+        if self.position_embeddings is not None:
+            x = x + self.position_embeddings.astype(dtype)[self.position_offset : self.position_offset + T][None]
         return x
 
     def tokenizer(self):
@@ -82,6 +114,7 @@ class InputEncoder:
             "pad_token_id": self.pad_token_id,
             "special": self.special,
             "tokenizer_json": self.tokenizer_json,
+            "patch_size": self.patch_size,
             "arrays": [n for n in ARRAY_NAMES if getattr(self, n) is not None],
         }
         return attrs, {n: getattr(self, n) for n in attrs["arrays"]}
@@ -90,8 +123,10 @@ class InputEncoder:
     def from_record(cls, attrs: dict[str, Any], arrays: dict[str, np.ndarray], where: str) -> InputEncoder:
         try:
             tables = {n: arrays[n] for n in attrs["arrays"]}
+            tables.setdefault("token_embeddings", None)
             enc = cls(
                 **tables,
+                patch_size=int(attrs.get("patch_size", 0)),
                 position_offset=int(attrs["position_offset"]),
                 pad_token_id=int(attrs["pad_token_id"]),
                 tokenizer_json=attrs["tokenizer_json"],

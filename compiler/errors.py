@@ -21,7 +21,7 @@ class ShapeError(GraphError):
     """Two connected nodes disagree on a shape."""
 
 
-class AttributeError_(GraphError):
+class NodeAttributeError(GraphError):
     """A node's own attributes are invalid (wrong type, wrong array shape, NaN weights)."""
 
 

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from compiler.errors import AttributeError_, SerializationError
+from compiler.errors import NodeAttributeError, SerializationError
 
 
 def array_field(optional: bool = False) -> Any:
@@ -59,7 +59,7 @@ class Node:
         return self.ports
 
     def check(self) -> None:
-        """Raise :class:`AttributeError_` when the node's own attributes are invalid."""
+        """Raise :class:`NodeAttributeError` when the node's own attributes are invalid."""
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.metadata.get("array") and value is not None:
@@ -70,7 +70,7 @@ class Node:
                 if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
                     self.fail(f"array {f.name} contains NaN or infinity; fix the weights at the source")
 
-    def fail(self, message: str, error: type[Exception] = AttributeError_) -> None:
+    def fail(self, message: str, error: type[Exception] = NodeAttributeError) -> None:
         raise error(f"node {self.name!r} ({self.kind}): {message}")
 
     def expect_shape(self, field_name: str, shape: tuple[int, ...]) -> None:

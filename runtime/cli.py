@@ -113,7 +113,8 @@ def parse_layer_lowerings(items: list[str]) -> dict[str, str]:
     for item in items:
         name, sep, lowering = item.partition("=")
         if not sep or lowering not in LOWERINGS:
-            raise InputError(f"--layer-lowering {item!r}: expected NODE=LOWERING with LOWERING in {', '.join(LOWERINGS)}")
+            choices = ", ".join(LOWERINGS)
+            raise InputError(f"--layer-lowering {item!r}: expected NODE=LOWERING with LOWERING in {choices}")
         out[name] = lowering
     return out
 

@@ -10,7 +10,7 @@ from compiler.errors import InputError, TripartiteError
 from runtime.cli import parse_layer_lowerings
 
 
-class NotAvailable(TripartiteError):
+class NotAvailableError(TripartiteError):
     """A command whose back end is not part of this build."""
 
 
@@ -101,7 +101,7 @@ def cmd_report(args) -> int:
     try:
         from hardware_sim.chip import load_chip, resources
     except ImportError as exc:
-        raise NotAvailable("report: the chip model is not available in this build") from exc
+        raise NotAvailableError("report: the chip model is not available in this build") from exc
     net = load_net(args.net)
     chip = load_chip(args.chip, costs=args.costs)
     summary = resources(net, chip)
@@ -126,7 +126,7 @@ def cmd_export(args) -> int:
     try:
         from compiler.export import export
     except ImportError as exc:
-        raise NotAvailable(f"export --format {args.format} is not available in this build") from exc
+        raise NotAvailableError(f"export --format {args.format} is not available in this build") from exc
     net = load_net(args.net)
     path = export(net, args.format, args.output)
     print(f"exported {args.net} as {args.format} -> {path}")
@@ -137,7 +137,7 @@ def cmd_demo(args) -> int:
     try:
         from runtime.demo import demo
     except ImportError as exc:
-        raise NotAvailable("demo: the bundled demo is not available in this build") from exc
+        raise NotAvailableError("demo: the bundled demo is not available in this build") from exc
     return demo(Path(args.out), backend=args.backend)
 
 

@@ -20,7 +20,7 @@ def main() -> int:
     if not np.allclose(v, [1.0, 2.0]):
         print(f"check_lava: unexpected LIF state after one step: {v}", file=sys.stderr)
         return 1
-    print("check_lava: Lava runs (one LIF step, v = %s)" % v.tolist())
+    print(f"check_lava: Lava runs (one LIF step, v = {v.tolist()})")
     return 0
 
 

@@ -52,8 +52,9 @@ def build_bert(cfg: BertConfig, tensors, source: str = "bert", tokenizer_json: s
         L = f"encoder.layer.{i}."
         n = f"layer{i}."
 
-        def lin(name, key, src, shape):
-            return g.add(op.Linear(n + name, weight=p(L + key + ".weight", shape), bias=p.optional(L + key + ".bias")), x=src)
+        def lin(name, key, src, shape, L=L, n=n):
+            weight, bias = p(L + key + ".weight", shape), p.optional(L + key + ".bias")
+            return g.add(op.Linear(n + name, weight=weight, bias=bias), x=src)
 
         q = lin("attn.q", "attention.self.query", x, (H, H))
         k = lin("attn.k", "attention.self.key", x, (H, H))

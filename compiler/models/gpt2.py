@@ -44,7 +44,7 @@ def build_gpt2(cfg: Gpt2Config, tensors, source: str = "gpt2", tokenizer_json: s
     for i in range(cfg.n_layer):
         L, n = f"h.{i}.", f"layer{i}."
 
-        def norm(name, key, src):
+        def norm(name, key, src, L=L, n=n):
             return g.add(op.LayerNorm(n + name, weight=p(L + key + ".weight", (H,)), bias=p(L + key + ".bias", (H,)),
                                       eps=cfg.layer_norm_epsilon), x=src)
 

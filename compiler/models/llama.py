@@ -52,7 +52,7 @@ def build_llama(cfg: LlamaConfig, tensors, source: str = "llama", tokenizer_json
     for i in range(cfg.num_hidden_layers):
         L, n = f"layers.{i}.", f"layer{i}."
 
-        def lin(name, key, src, shape, bias):
+        def lin(name, key, src, shape, bias, L=L, n=n):
             b = p.optional(L + key + ".bias") if bias else None
             return g.add(op.Linear(n + name, weight=p(L + key + ".weight", shape), bias=b), x=src)
 

@@ -10,7 +10,7 @@ import pytest
 from compiler.attention import NODE_KINDS, AttentionGraph
 from compiler.attention import nodes as op
 from compiler.encoder import InputEncoder
-from compiler.errors import AttributeError_, GraphError, SerializationError, ShapeError
+from compiler.errors import GraphError, NodeAttributeError, SerializationError, ShapeError
 
 RNG = np.random.default_rng(7)
 
@@ -136,7 +136,7 @@ def test_attention_head_mismatch():
     ],
 )
 def test_bad_attributes_are_rejected_on_add(make, pattern):
-    with pytest.raises(AttributeError_, match=pattern):
+    with pytest.raises(NodeAttributeError, match=pattern):
         AttentionGraph().add(make())
 
 
