@@ -41,6 +41,10 @@ class ProcessNode(Node):
     def out_size(self) -> int:
         raise NotImplementedError
 
+    def output_shape(self, shapes: dict[str, tuple]) -> tuple:
+        """Per-token output shape ``(out_size,)``; port sizes are checked by ``ProcessGraph.validate``."""
+        return (self.out_size(),)
+
     def input_sizes(self) -> dict[str, int]:
         """Expected size of the producer on each port (checked by ``ProcessGraph.validate``)."""
         return {}
@@ -50,11 +54,13 @@ class ProcessNode(Node):
 class Schedule(ProcessNode):
     """Phase schedule shared by attention circuits: ``mode`` causal (write t, read t, t = 0..T-1)
     or bidirectional (write 0..T-1, then read 0..T-1); ``max_tokens`` bounds the context (the
-    number of slots of exact circuits).  Masked tokens skip their write phase."""
+    number of slots of exact circuits).  Masked tokens skip their write phase unless
+    ``use_padding_mask`` is false (then every token is written)."""
 
     kind: ClassVar[str] = "schedule"
     mode: str = "bidirectional"
     max_tokens: int = 128
+    use_padding_mask: bool = True
     quant: dict = field(default_factory=dict)
     circuit: str = ""
 

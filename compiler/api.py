@@ -1,0 +1,44 @@
+"""The Python entry point of the compiler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compiler.attention import AttentionGraph
+from compiler.passes.base import CompileOptions
+from compiler.pipeline import compile_graph
+from compiler.process import ProcessGraph
+
+
+def load_attention_graph(source) -> AttentionGraph:
+    """``source`` as an attention graph: itself, a checkpoint directory or a saved graph file."""
+    if isinstance(source, AttentionGraph):
+        return source
+    try:
+        from compiler.frontends.source import load_source
+    except ImportError:
+        return AttentionGraph.load(Path(source))
+    return load_source(source)
+
+
+def compile(source, lowering: str = "exact", precision: str = "float64", features: int = 256, seed: int = 0,
+            max_tokens: int = 128, per_layer: dict[str, str] | None = None, orthogonal: bool = False,
+            calibrate=None, progress=None, debug: bool = False) -> ProcessGraph:
+    """Compile a transformer into a neuron-astrocyte process graph.
+
+    Parameters
+    ----------
+    source : AttentionGraph, or path to a Hugging Face checkpoint directory or a saved attention graph.
+    lowering : exact | favor | relu | elu1 | taylor2, the circuit of every attention node, unless
+        ``per_layer`` maps that node's name to another.
+    precision : float64 | float32 | loihi2.
+    features, seed, orthogonal : random-feature count per head, projection seed, orthogonal rows.
+    max_tokens : context length (slots of exact circuits).
+    calibrate : sample inputs for the quantize pass (loihi2).
+    progress : called with each pass name once it has run.
+    """
+    graph = load_attention_graph(source)
+    options = CompileOptions(lowering=lowering, features=features, seed=seed, orthogonal=orthogonal,
+                             precision=precision, max_tokens=max_tokens, per_layer=dict(per_layer or {}),
+                             calibration=calibrate, debug=debug)
+    return compile_graph(graph, options, progress=progress)

@@ -1,0 +1,128 @@
+"""Golden behaviour of the attention circuit's plastic synapses and astrocyte.
+
+Per key/value head g and query head h (in group g), with write weights ``w_t`` (0 for masked tokens):
+
+- Hebbian synapses: ``H^g = sum_t w_t v_t f^g(k_t)^T`` (v_head_dim x m).  Causal reads see
+  ``H^g_t``, the sum up to write t; bidirectional reads see the sum over all writes.
+- Astrocyte calcium: ``c^h_j(t) = sum_{t' <= t} w_t' f^g_j(k_t')`` (causal) or the full sum.
+- Read of query t: ``r_j = c_j f^h_j(q_t)``, soma ``z = sum_j r_j``, transmission
+  ``u = H f(q_t)`` (or, gated exact slots, ``u = sum_j H_j c_j f_j(q_t)``), output ``y = u / z``
+  (0 when nothing was written, ``u / (z + eps)`` when ``eps`` > 0).
+- Exact slots: the soma holds the offset ``s_t = max_j scale q_t.K_j`` over slots written by t
+  and feeds it back to the slot neurons, whose response is ``exp(scale q_t.K_j - s_t)``.
+
+Interventions (see :mod:`hardware_sim.golden.interventions`) scale the calcium seen by every read
+(``calcium_scale`` on the astrocyte) or the Hebbian weights (``weight_scale`` on the synapses).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hardware_sim.golden.features import FeatureActivity, heads
+from hardware_sim.golden.registry import behaviour
+
+
+def grouped(x: np.ndarray, n_kv: int) -> np.ndarray:
+    """(B, H, T, m) -> (B, G, (H/G) T, m): query heads of one key/value head side by side."""
+    B, H, T, m = x.shape
+    return x.reshape(B, n_kv, (H // n_kv) * T, m)
+
+
+def trajectory(write: np.ndarray, causal: bool) -> np.ndarray:
+    """State seen by each read: running sum over writes (causal, (B, G, T, m)) or the total ((B, G, 1, m))."""
+    return np.cumsum(write, axis=2) if causal else write.sum(axis=2, keepdims=True)
+
+
+@dataclass
+class HebbianState:
+    """Weights ``H`` (B, G, v_head_dim, m) after all writes (scaled by any intervention) and, for
+    ungated synapses, the read transmission ``u`` (B, H, T, v_head_dim)."""
+
+    op: object
+    weights: np.ndarray
+    u: np.ndarray | None = None
+
+
+def causal_reads(op, v, fk, fq, scale):
+    """``u_t = (H_t * scale) f(q_t)`` with ``H_t`` grown write by write (vectorised over batch, heads)."""
+    B, G, T, dv = v.shape
+    r = op.n_heads // op.n_kv_heads
+    fq = fq.reshape(B, G, r, T, -1)
+    H = np.zeros((B, G, dv, fk.shape[-1]), dtype=v.dtype)
+    u = np.empty((B, G, r, T, dv), dtype=v.dtype)
+    for t in range(T):
+        H += v[:, :, t, :, None] * fk[:, :, t, None, :]
+        Hs = H if scale is None else H * scale
+        u[:, :, :, t] = np.einsum("bgvm,bgrm->bgrv", Hs, fq[:, :, :, t])
+    return u.reshape(B, op.n_heads, T, dv), H
+
+
+@behaviour("hebbian_synapses")
+def hebbian(op, args, run):
+    """Outer-product Hebbian writes; ungated synapses also transmit ``u = H f(q)`` in read phases."""
+    feats: FeatureActivity = args["pre"]
+    v = heads(args["teacher"], op.n_kv_heads)
+    scale = run.intervention(op.name, "weight_scale")
+    causal = feats.schedule.mode == "causal"
+    if op.gated or not causal:
+        H = np.swapaxes(v, -1, -2) @ feats.write
+        Hs = H if scale is None else H * scale
+        u = None
+        if not op.gated:
+            B, Hn, T, m = feats.read.shape
+            u = (grouped(feats.read, op.n_kv_heads) @ np.swapaxes(Hs, -1, -2)).reshape(B, Hn, T, -1)
+    else:
+        u, H = causal_reads(op, v, feats.write, feats.read, scale)
+        Hs = H if scale is None else H * scale
+    run.probe("weights", op.name, "weights", Hs)
+    return HebbianState(op, Hs, u)
+
+
+def slot_response(feats: FeatureActivity, written: np.ndarray, dtype):
+    """Soma offset ``s`` (B, H, T) = max potential over written slots; slot responses ``exp(l - s)``."""
+    masked = np.where(written, feats.potential, -np.inf)
+    s = masked.max(axis=-1, keepdims=True)
+    s = np.where(np.isfinite(s), s, dtype(0))
+    return np.exp(masked - s), s[..., 0]
+
+
+@behaviour("astrocyte")
+def astrocyte(op, args, run):
+    """Calcium integration, process responses, soma sum (and offset) and divisive gain."""
+    feats: FeatureActivity = args["features"]
+    syn: HebbianState = args["synapses"]
+    calcium = np.repeat(trajectory(feats.write, feats.schedule.mode == "causal"), feats.group, axis=1)
+    offset = None
+    if feats.potential is not None:
+        feats.read, offset = slot_response(feats, calcium > 0, run.dtype)
+    scale = run.intervention(op.name, "calcium_scale")
+    if scale is not None:
+        calcium = calcium * scale
+    gate = calcium * feats.read
+    z = gate.sum(axis=-1)
+    if syn.op.gated:
+        B, H, T, m = gate.shape
+        u = (grouped(gate, syn.op.n_kv_heads) @ np.swapaxes(syn.weights, -1, -2)).reshape(B, H, T, -1)
+    else:
+        u = syn.u
+    if op.eps > 0:
+        y = u / (z + run.dtype(op.eps))[..., None]
+    else:
+        y = u / np.where(z != 0, z, 1)[..., None]
+    B, H, T, dv = y.shape
+    record_probes(op, feats, run, calcium, z, offset, T)
+    return y.transpose(0, 2, 1, 3).reshape(B, T, H * dv)
+
+
+def record_probes(op, feats, run, calcium, z, offset, T):
+    """Per-token probes, token axis second: calcium (B, T, H, m), soma sum and offset (B, T, H)."""
+    if "calcium" in run.probe_kinds:
+        B, H, _, m = calcium.shape
+        run.probe("calcium", op.name, "calcium", np.broadcast_to(calcium, (B, H, T, m)).transpose(0, 2, 1, 3))
+    run.probe("soma", op.name, "soma_sum", z.transpose(0, 2, 1))
+    if offset is not None:
+        run.probe("soma", op.name, "soma_offset", offset.transpose(0, 2, 1))
+        run.probe("activity", feats.op.name, "activity", feats.read.transpose(0, 2, 1, 3))

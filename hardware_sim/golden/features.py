@@ -1,0 +1,108 @@
+"""Golden behaviour of feature neurons: the response ``f`` of each lowering.
+
+Heads are laid out (B, heads, T, ...).  With ``x' = x sqrt(scale)``:
+
+- favor:   ``f(x) = exp(W x' - |x'|^2/2) / sqrt(m)``  so ``E[f(q).f(k)] = exp(scale q.k)``
+- relu:    ``f(x) = relu(W x')``
+- elu1:    ``f(x) = elu(x') + 1``
+- taylor2: ``f(x) = [1, x', vec(x' x'^T)/sqrt 2]``  so ``f(q).f(k) = 1 + s + s^2/2``, ``s = q'.k'``
+- exact:   slot neurons; write of token t makes slot t fire 1 and stores ``k_t`` on its afferent
+  synapses (``K = sum_t w_t e_t k_t^T``); the read potential of slot j is ``l_j = scale q.K_j``,
+  the response ``exp(l_j - s)`` for written slots (the offset ``s`` comes from the astrocyte soma).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from compiler.errors import SimulationError
+from hardware_sim.golden.registry import behaviour
+
+
+def heads(x: np.ndarray, n: int) -> np.ndarray:
+    """(B, T, n*d) -> (B, n, T, d)."""
+    B, T, _ = x.shape
+    return x.reshape(B, T, n, -1).transpose(0, 2, 1, 3)
+
+
+def favor(x, op, w):
+    """Positive random features of ``x`` (B, G, T, d) with projection ``w`` (G, m, d)."""
+    proj = x @ np.swapaxes(w, -1, -2)[None]
+    return np.exp(proj - 0.5 * (x * x).sum(-1, keepdims=True)) / np.sqrt(x.dtype.type(op.m))
+
+
+def relu(x, op, w):
+    return np.maximum(x @ np.swapaxes(w, -1, -2)[None], 0)
+
+
+def elu1(x, op, w):
+    return np.where(x > 0, x + 1, np.exp(np.minimum(x, 0)))
+
+
+def taylor2(x, op, w):
+    B, G, T, d = x.shape
+    one = np.ones((B, G, T, 1), dtype=x.dtype)
+    outer = (x[..., :, None] * x[..., None, :]).reshape(B, G, T, d * d) / np.sqrt(x.dtype.type(2))
+    return np.concatenate([one, x, outer], axis=-1)
+
+
+FEATURE_MAPS = {"favor": favor, "relu": relu, "elu1": elu1, "taylor2": taylor2}
+
+
+@dataclass
+class FeatureActivity:
+    """Activity of a feature population over a run.
+
+    ``write``: (B, G, T, m) write-phase responses ``w_t f(k_t)`` per key/value head (0 for tokens
+    not written).  ``read``: (B, H, T, m) read-phase responses ``f(q_t)``; for exact slots it is
+    filled in by the astrocyte once the soma's offset is known, and ``potential`` (B, H, T, m)
+    holds ``scale q_t.K_j``.  ``keys``: (B, G, m, d) keys stored on exact slots.
+    """
+
+    op: object
+    schedule: object
+    write: np.ndarray
+    read: np.ndarray | None = None
+    potential: np.ndarray | None = None
+    keys: np.ndarray | None = None
+
+    @property
+    def group(self) -> int:
+        return self.op.n_heads // self.op.n_kv_heads
+
+
+def slot_writes(op, w: np.ndarray, dtype) -> np.ndarray:
+    """(B, G, T, m): slot t fires ``w_t`` in the write phase of token t."""
+    B, T = w.shape
+    if T > op.m:
+        raise SimulationError(f"golden: node {op.name!r} has {op.m} slots but the input has {T} tokens; "
+                              f"compile with --max-tokens {T} or more")
+    eye = np.eye(T, op.m, dtype=dtype)
+    return np.broadcast_to(w[:, None, :, None] * eye[None, None], (B, op.n_kv_heads, T, op.m))
+
+
+@behaviour("features")
+def features(op, args, run):
+    """Write-phase responses to keys and read-phase responses (or exact potentials) to queries."""
+    schedule = run.schedule(op.schedule)
+    w = run.written(schedule)
+    k = heads(args["key"], op.n_kv_heads)
+    q = heads(args["query"], op.n_heads)
+    if op.lowering == "exact":
+        write = slot_writes(op, w, run.dtype)
+        keys = np.swapaxes(write, -1, -2) @ k
+        B, H, T, d = q.shape
+        qg = q.reshape(B, op.n_kv_heads, -1, d)
+        potential = (qg @ np.swapaxes(keys, -1, -2)).reshape(B, H, T, op.m) * run.dtype(op.scale)
+        return FeatureActivity(op, schedule, write, potential=potential, keys=keys)
+    root = run.dtype(np.sqrt(op.scale))
+    proj = None if op.projection is None else op.projection.astype(run.dtype)
+    fmap = FEATURE_MAPS[op.lowering]
+    write = fmap(k * root, op, proj) * w[:, None, :, None]
+    B, H, T, d = q.shape
+    qg = q.reshape(B, op.n_kv_heads, -1, d) * root
+    read = fmap(qg, op, proj).reshape(B, H, T, -1)
+    run.probe("activity", op.name, "activity", read.transpose(0, 2, 1, 3))
+    return FeatureActivity(op, schedule, write, read=read)

@@ -1,0 +1,89 @@
+"""Golden behaviour of populations, static synapses, normalising astrocytes and the host ends.
+
+All activity is (B, T, size): one graded value per neuron and token.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.attention.nodes import activation, rope_tables
+from hardware_sim.golden.registry import behaviour
+
+
+@behaviour("schedule")
+def schedule(op, args, run):
+    """A schedule has no activity: circuits read it by name."""
+    return None
+
+
+@behaviour("input_encoder")
+def input_encoder(op, args, run):
+    raise AssertionError("input encoders are fed by the simulator")
+
+
+@behaviour("output_decoder")
+def output_decoder(op, args, run):
+    """``y = x``: the host reads the population's activity."""
+    return args["x"]
+
+
+@behaviour("synapses")
+def synapses(op, args, run):
+    """``out = W pre + b`` (one-to-one synapses when ``W`` is None)."""
+    pre = args["pre"]
+    out = pre if op.weight is None else pre @ op.weight.astype(run.dtype).T
+    return out if op.bias is None else out + op.bias.astype(run.dtype)
+
+
+def rotary(u: np.ndarray, rope: dict, run) -> np.ndarray:
+    """``y = u cos(p theta) + R u sin(p theta)`` per head, R the pair rotation of the rope pairing."""
+    B, T, _ = u.shape
+    heads, d, rd = rope["n_heads"], rope["head_dim"], rope["rotary_dim"]
+    uh = u.reshape(B, T, heads, d)
+    cos, sin = rope_tables(run.positions, rd, rope["base"], run.dtype)
+    cos, sin = cos[:, :, None, :], sin[:, :, None, :]
+    rot, rest = uh[..., :rd], uh[..., rd:]
+    if rope["pairing"] == "half":
+        a, b = rot[..., : rd // 2], rot[..., rd // 2 :]
+        out = np.concatenate([a * cos - b * sin, b * cos + a * sin], axis=-1)
+    else:
+        a, b = rot[..., 0::2], rot[..., 1::2]
+        out = np.stack([a * cos - b * sin, b * cos + a * sin], axis=-1).reshape(rot.shape)
+    return np.concatenate([out, rest], axis=-1).reshape(B, T, -1)
+
+
+@behaviour("population")
+def population(op, args, run):
+    """``u = sum_p in_p`` (product neurons: ``u = in0 * in1``), then the response."""
+    inputs = [args[p] for p in op.input_ports()]
+    if op.response == "product":
+        u = inputs[0] * inputs[1]
+    else:
+        u = inputs[0]
+        for extra in inputs[1:]:
+            u = u + extra
+    if op.response in ("identity", "product"):
+        y = u
+    elif op.response == "rotary":
+        y = rotary(u, op.rope, run)
+    else:
+        y = activation(op.response, u)
+    run.probe("activity", op.name, "activity", y)
+    return y
+
+
+@behaviour("norm_astrocyte")
+def norm_astrocyte(op, args, run):
+    """Divisive gain ``g = 1/sqrt(var + eps)`` (layer) or ``1/sqrt(mean x^2 + eps)`` (rms) on the domain."""
+    x = args["x"]
+    eps = run.dtype(op.eps)
+    if op.mode == "layer":
+        x = x - x.mean(axis=-1, keepdims=True)
+    gain = 1.0 / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps)
+    y = x * gain * op.weight.astype(run.dtype)
+    if op.bias is not None:
+        y = y + op.bias.astype(run.dtype)
+    run.probe("activity", op.name, "activity", y)
+    run.probe("soma", op.name, "gain", gain[..., 0])
+    return y

@@ -1,0 +1,86 @@
+"""The golden simulator: runs a process graph with the circuit's own dynamics, vectorised with numpy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from compiler.errors import InputError, SimulationError
+from compiler.process import ProcessGraph
+from hardware_sim.golden import circuit, features, neurons  # noqa: F401  (register behaviours)
+from hardware_sim.golden.interventions import normalise
+from hardware_sim.golden.registry import BEHAVIOURS, PROBE_KINDS, Run
+
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+@dataclass
+class GoldenResult:
+    """Outputs by role (B, T, size); values of kept nodes; probes ``"node/var"`` -> array, token axis 1."""
+
+    outputs: dict[str, np.ndarray]
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    probes: dict[str, np.ndarray] = field(default_factory=dict)
+    saturations: dict[str, int] = field(default_factory=dict)
+
+
+def check(net: ProcessGraph, x, mask, precision, probes):
+    if precision not in DTYPES:
+        raise InputError(f"golden simulator runs float64 or float32, not {precision!r}")
+    unknown = set(probes) - set(PROBE_KINDS) - {"all"}
+    if unknown:
+        raise InputError(f"unknown probe(s) {sorted(unknown)}; choose from {', '.join(PROBE_KINDS)} or all")
+    entries = net.of_kind("input_encoder")
+    if len(entries) != 1:
+        raise SimulationError(f"golden: network {net.name!r} needs exactly one input encoder, has {len(entries)}")
+    x = np.asarray(x)
+    width = entries[0].size
+    if x.ndim != 3 or x.shape[2] != width:
+        raise InputError(f"inputs must have shape (batch, tokens, {width}), got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise InputError("inputs contain NaN or infinity")
+    mask = np.ones(x.shape[:2], dtype=bool) if mask is None else np.asarray(mask).astype(bool)
+    if mask.shape != x.shape[:2]:
+        raise InputError(f"mask must have shape {x.shape[:2]}, got {mask.shape}")
+    kinds = frozenset(PROBE_KINDS) if "all" in probes else frozenset(probes)
+    return entries[0].name, x, mask, kinds
+
+
+def simulate(net: ProcessGraph, x, mask=None, precision: str = "float64", probes=(), interventions=None,
+             keep=()) -> GoldenResult:
+    """Run ``net`` on token vectors ``x`` (B, T, width) with padding ``mask`` (B, T).
+
+    Parameters
+    ----------
+    probes : probe kinds to record: calcium (astrocyte process calcium seen by each read,
+        (B, T, H, m)), soma (soma sum ``z`` and exact offset ``s``, (B, T, H); norm gains), weights
+        (Hebbian weights after all writes, (B, G, v_head_dim, m)), activity (every population and
+        feature population, (B, T, ...)); ``all`` for every kind.
+    interventions : node name -> {action: array}; see :mod:`hardware_sim.golden.interventions`.
+    keep : process node names whose values to return.
+    """
+    entry, x, mask, kinds = check(net, x, mask, precision, set(probes))
+    dtype = DTYPES[precision]
+    B, T = mask.shape
+    run = Run(net=net, dtype=dtype, mask=mask, positions=np.broadcast_to(np.arange(T), (B, T)),
+              probe_kinds=kinds, interventions=normalise(net, interventions, B, dtype))
+    values = {entry: x.astype(dtype)}
+    users = {n: net.g.out_degree(n) for n in net.g.nodes}
+    kept = set(keep)
+    outputs = {}
+    for name in net.order():
+        op = net.node(name)
+        inputs = net.inputs_of(name)
+        if name != entry:
+            try:
+                values[name] = BEHAVIOURS[op.kind](op, {p: values[s] for p, s in inputs.items()}, run)
+            except (ValueError, FloatingPointError, MemoryError) as exc:
+                raise SimulationError(f"golden: node {name!r} ({op.kind}) failed: {exc}") from exc
+        if op.kind == "output_decoder":
+            outputs[op.role] = values[name]
+        for src in inputs.values():
+            users[src] -= 1
+            if users[src] == 0 and src not in kept:
+                del values[src]
+    return GoldenResult(outputs=outputs, values={n: values[n] for n in kept if n in values}, probes=run.probes)
