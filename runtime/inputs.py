@@ -20,6 +20,7 @@ class Batch:
     mask: np.ndarray
     input_ids: np.ndarray | None = None
     texts: list[str] | None = None
+    labels: np.ndarray | None = None
 
 
 def from_ids(encoder, input_ids, mask=None, token_type_ids=None, texts=None) -> Batch:
@@ -44,8 +45,9 @@ def from_texts(encoder, texts: list[str], meta: dict | None = None) -> Batch:
 
 
 def load_npz_inputs(path: str | Path, encoder, width: int) -> Batch:
-    """Read ``--inputs X.npz``: either ``input_ids`` (+ ``mask``, ``token_type_ids``) or ``x``
-    token vectors (B, T, width) (+ ``mask``).  Read with ``allow_pickle=False``."""
+    """Read ``--inputs X.npz``: ``input_ids`` (+ ``mask``, ``token_type_ids``), ``x`` token vectors
+    (B, T, width) (+ ``mask``) or ``images`` (B, H, W) for image models; optional ``labels`` (B,)
+    (class labels for the task-level accuracy of ``verify``).  Read with ``allow_pickle=False``."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -56,9 +58,24 @@ def load_npz_inputs(path: str | Path, encoder, width: int) -> Batch:
             arrays = {k: data[k] for k in data.files}
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
         raise InputError(f"{path}: unreadable inputs ({exc})") from exc
+    batch = batch_from_arrays(path, arrays, encoder, width)
+    if "labels" in arrays:
+        labels = np.asarray(arrays["labels"])
+        if labels.shape != batch.x.shape[:1] or labels.dtype.kind not in "iu":
+            raise InputError(f"{path}: 'labels' must be {batch.x.shape[0]} integers, got {labels.dtype} {labels.shape}")
+        batch.labels = labels
+    return batch
+
+
+def batch_from_arrays(path: Path, arrays: dict[str, np.ndarray], encoder, width: int) -> Batch:
     mask = arrays.get("mask")
     if "input_ids" in arrays:
         return from_ids(encoder, arrays["input_ids"], mask, arrays.get("token_type_ids"))
+    if "images" in arrays:
+        if encoder is None or encoder.patch_projection is None:
+            raise InputError(f"{path}: this network does not take images; pass 'input_ids' or 'x'")
+        x = encoder.encode_patches(arrays["images"])
+        return Batch(x=x, mask=np.ones(x.shape[:2], bool))
     if "x" in arrays:
         x = np.asarray(arrays["x"], dtype=np.float64)
         if x.ndim != 3 or x.shape[2] != width:
@@ -69,4 +86,4 @@ def load_npz_inputs(path: str | Path, encoder, width: int) -> Batch:
         if mask.shape != x.shape[:2]:
             raise InputError(f"{path}: mask shape {mask.shape} differs from x's {x.shape[:2]}")
         return Batch(x=x, mask=mask)
-    raise InputError(f"{path}: expected an array 'input_ids' or 'x', found {sorted(arrays) or 'none'}")
+    raise InputError(f"{path}: expected an array 'input_ids', 'x' or 'images', found {sorted(arrays) or 'none'}")

@@ -26,6 +26,7 @@ class RunResult:
     probes: dict[str, np.ndarray] = field(default_factory=dict)
     saturations: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    values: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def float_precision(net: ProcessGraph) -> str:
@@ -33,35 +34,39 @@ def float_precision(net: ProcessGraph) -> str:
     return net.meta.get("precision", "float64")
 
 
-def run_golden(net, batch: Batch, probes, timeout, progress) -> RunResult:
+def run_golden(net, batch: Batch, probes, timeout, progress, keep=()) -> RunResult:
     from hardware_sim.golden import simulate
 
-    result = simulate(net, batch.x, batch.mask, precision=float_precision(net), probes=set(probes))
+    result = simulate(net, batch.x, batch.mask, precision=float_precision(net), probes=set(probes), keep=tuple(keep))
     return RunResult("golden", float_precision(net), dict(result.outputs), dict(getattr(result, "probes", {}) or {}),
-                     dict(getattr(result, "saturations", {}) or {}))
+                     dict(getattr(result, "saturations", {}) or {}), values=dict(getattr(result, "values", {}) or {}))
 
 
-def run_on_lava(net, batch: Batch, probes, timeout, progress) -> RunResult:
+def run_on_lava(net, batch: Batch, probes, timeout, progress, keep=()) -> RunResult:
+    import inspect
+
     from hardware_sim.lava.runner import run_lava
 
     precision = float_precision(net)
     lava_precision = "float32" if precision in ("float32", "float64") else precision
+    extra = {"keep": tuple(keep)} if keep and "keep" in inspect.signature(run_lava).parameters else {}
     result = run_lava(net, batch.x, batch.mask, precision=lava_precision, probes=tuple(probes), timeout=timeout,
-                      progress=progress)
+                      progress=progress, **extra)
     return RunResult("lava", lava_precision, dict(result.outputs), dict(getattr(result, "probes", {}) or {}),
-                     dict(getattr(result, "saturations", {}) or {}))
+                     dict(getattr(result, "saturations", {}) or {}), values=dict(getattr(result, "values", {}) or {}))
 
 
 RUNNERS = {"golden": run_golden, "lava": run_on_lava}
 
 
 def run(net: ProcessGraph, batch: Batch, backend: str = "golden", probes=(), timeout: float = 600.0,
-        progress=None) -> RunResult:
-    """Run ``net`` on ``batch`` with ``backend`` (golden or lava)."""
+        progress=None, keep=()) -> RunResult:
+    """Run ``net`` on ``batch`` with ``backend`` (golden or lava); ``keep``: process nodes whose values
+    (B, T, size) to return in ``values`` (per-layer comparisons)."""
     if backend not in RUNNERS:
         raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     start = time.perf_counter()
-    result = RUNNERS[backend](net, batch, probes, timeout, progress)
+    result = RUNNERS[backend](net, batch, probes, timeout, progress, keep=keep)
     result.seconds = time.perf_counter() - start
     return result
 
