@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from compiler.attention import AttentionGraph
+from compiler.errors import PassError
 from compiler.passes.base import CompileOptions, Pass, PassManager
 from compiler.passes.lower_attention import LowerAttention
 from compiler.passes.lower_ops import LowerOps
@@ -20,11 +21,18 @@ def passes(options: CompileOptions) -> list[Pass]:
         LowerOps(),         # linear, residual, norms, activations, products, rope -> neurons and synapses
     ]
     if options.precision == "loihi2":
+        order += loihi_passes()
+    return order
+
+
+def loihi_passes() -> list[Pass]:
+    """Quantize (24-bit state, 8-bit weights) and place on cores: the loihi2 precision only."""
+    try:
         from compiler.passes.place import Place
         from compiler.passes.quantize import Quantize
-
-        order += [Quantize(), Place()]
-    return order
+    except ImportError as exc:
+        raise PassError(f"precision loihi2 needs the quantize and place passes ({exc})") from exc
+    return [Quantize(), Place()]
 
 
 def compile_graph(graph: AttentionGraph, options: CompileOptions, progress=None) -> ProcessGraph:
