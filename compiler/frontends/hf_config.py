@@ -98,6 +98,8 @@ def rope_theta(c: ConfigReader) -> float:
     params = c.get("rope_parameters") or c.get("rope_scaling") or {}
     if not isinstance(params, dict):
         raise FrontendError(f"{c.where}: rope_parameters must be an object, got {params!r}")
+    if any(isinstance(value, dict) for value in params.values()):
+        raise FrontendError(f"{c.where}: per-layer-type rope_parameters are not supported; only one default rope")
     kind = params.get("rope_type", params.get("type", "default"))
     if kind != "default":
         raise FrontendError(

@@ -163,6 +163,8 @@ def test_pytorch_bin_only_asks_for_safetensors(tmp_path):
     ("llama_tied", {"rope_parameters": {"rope_type": "default", "rope_theta": 100.0,
                                         "partial_rotary_factor": 0.5}}, "partial_rotary_factor=0.5"),
     ("llama_tied", {"vocab_size": "48"}, "'vocab_size' must be a non-negative integer"),
+    ("llama_tied", {"rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 50.0}}},
+     "per-layer-type rope_parameters are not supported"),
 ])
 def test_unsupported_options_are_refused(tmp_path, model, change, message):
     directory = copy_model(model, tmp_path)
