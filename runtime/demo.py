@@ -1,0 +1,148 @@
+"""``tripartite demo``: compile the bundled digits transformer, run its test set, check it, report.
+
+Steps: load the trained model (compiler/models/data/digits_vit.npz) and the fixed test split of
+``load_digits``; compile with the exact lowering at loihi2 precision when the quantize pass is part
+of this build (float32 otherwise, said in the output); run the 359 test images on the chosen backend
+(Lava by default); compare with the float model (:func:`runtime.verify.verify`); print float and
+neuromorphic accuracy, prediction agreement, per-layer error and chip resources; write the report
+directory (``report.json``, PNG figures, ``index.html``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from compiler.errors import TripartiteError
+
+
+class BackendUnavailableError(TripartiteError):
+    """The requested backend is not part of this build."""
+
+
+def demo_precision() -> str:
+    """loihi2 when the quantize pass exists in this build, else float32."""
+    return "loihi2" if importlib.util.find_spec("compiler.passes.quantize") else "float32"
+
+
+def backend_available(backend: str) -> bool:
+    if backend == "golden":
+        return True
+    try:
+        return importlib.util.find_spec("hardware_sim.lava.runner") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def chip_resources(net, chip: str = "loihi2") -> dict | None:
+    """``hardware_sim.chip.resources`` of ``net`` on ``chip``, or None when the chip model is absent."""
+    try:
+        from hardware_sim.chip import load_chip, resources
+    except ImportError:
+        return None
+    return resources(net, load_chip(chip))
+
+
+class Steps:
+    """A rich progress display: one line per step with its elapsed time."""
+
+    def __init__(self, console):
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                 console=console, transient=False)
+        self.times: dict[str, float] = {}
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    @contextmanager
+    def step(self, description: str):
+        task = self.progress.add_task(description, total=1)
+        start = time.perf_counter()
+        yield task
+        self.times[description] = time.perf_counter() - start
+        self.progress.update(task, completed=1)
+
+
+def summary_table(report, resources: dict | None, precision_note: str):
+    from rich.table import Table
+
+    table = Table(title="tripartite demo: a neuron-astrocyte network computing a vision transformer")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    agree = report.agreement
+    table.add_row("test images", str(report.sequences))
+    table.add_row("float accuracy", f"{agree.get('float_accuracy', float('nan')):.4f}")
+    table.add_row(f"neuromorphic accuracy ({report.backend}, {report.precision})",
+                  f"{agree.get('backend_accuracy', float('nan')):.4f}")
+    table.add_row("prediction agreement", f"{agree.get('agreement', float('nan')):.4f}")
+    for layer in report.layers:
+        table.add_row(f"rel L2 error {layer.name}", f"{layer.rel_l2_err:.3g}")
+    table.add_row("rel L2 error output logits", f"{report.output.rel_l2_err:.3g}")
+    table.add_row("saturations", str(sum(report.saturations.values())))
+    for key in ("neurons", "synapses", "bytes", "cores", "chips", "synops_per_token", "energy_per_token_j",
+                "latency_per_token_s"):
+        if resources and isinstance(resources.get(key), (int, float)):
+            value = resources[key]
+            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    if resources is None:
+        table.add_row("resources", "chip model not in this build")
+    table.caption = precision_note
+    return table
+
+
+def demo(out_dir: Path, backend: str = "lava", limit: int | None = None, plots: bool = True, console=None) -> int:
+    """Run the demo; return the exit code (0 when the network matches the float model within tolerance)."""
+    from rich.console import Console
+
+    from compiler.api import compile as compile_model
+    from compiler.models.digits_vit import digits_split, digits_vit
+    from runtime.inputs import Batch
+    from runtime.verify import verify
+
+    console = console or Console()
+    if not backend_available(backend):
+        raise BackendUnavailableError(f"demo: the {backend} backend is not available in this build; "
+                                 "run `tripartite demo --backend golden`")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    precision = demo_precision()
+    note = (f"compiled with the exact lowering at {precision} precision"
+            + ("" if precision == "loihi2" else " (the loihi2 quantize pass is not in this build)"))
+    console.print(f"[bold]tripartite demo[/bold]: {note}; backend {backend}")
+    with Steps(console) as steps:
+        with steps.step("loading the bundled digits transformer and test set"):
+            graph = digits_vit()
+            _, _, images, labels = digits_split()
+            if limit:
+                images, labels = images[:limit], labels[:limit]
+            x = graph.encoder.encode_patches(images)
+            batch = Batch(x=x, mask=np.ones(x.shape[:2], dtype=bool), labels=labels)
+        with steps.step(f"compiling (exact lowering, {precision})"):
+            net = compile_model(graph, lowering="exact", precision=precision, max_tokens=x.shape[1])
+        with steps.step(f"running {len(images)} test images on {backend} and the float reference"):
+            report = verify(net, graph, batch, backend=backend)
+        with steps.step("chip resources"):
+            resources = chip_resources(net)
+        document = {"demo": {"model": "digits-vit", "images": len(images), "precision_note": note,
+                             "step_seconds": steps.times}, "verify": report.to_dict(), "resources": resources}
+        (out_dir / "report.json").write_text(json.dumps(document, indent=2, default=float))
+        if plots:
+            with steps.step("writing figures and the HTML report"):
+                from runtime.plots import verify_plots
+
+                verify_plots(net, batch, report, out_dir, resources=resources, title="tripartite demo")
+    console.print(summary_table(report, resources, note))
+    verdict = "[green]passed[/green]" if report.passed else "[red]FAILED[/red]"
+    console.print(f"verification {verdict}; report in {out_dir}/" + ("index.html" if plots else "report.json"))
+    return 0 if report.passed else 1
