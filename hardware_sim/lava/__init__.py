@@ -1,0 +1,10 @@
+"""The Lava backend: compiled process graphs as networks of custom Lava processes on Loihi2SimCfg.
+
+``run_lava`` runs a network under a watchdog; ``lava_steps`` counts the time steps a run takes
+(docs/lava_schedule.md).  Importing this package does not import Lava.
+"""
+
+from hardware_sim.lava.runner import LavaResult, LavaTimeoutError, run_lava
+from hardware_sim.lava.schedule import GRANULARITIES, lava_steps, make_plan
+
+__all__ = ["GRANULARITIES", "LavaResult", "LavaTimeoutError", "lava_steps", "make_plan", "run_lava"]

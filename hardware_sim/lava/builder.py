@@ -1,0 +1,147 @@
+"""ProcessGraph -> connected Lava processes.
+
+One custom process per group of the :class:`~hardware_sim.lava.schedule.Plan` (``fine``: one per
+population, synapse group, feature population, Hebbian group, astrocyte and norm astrocyte;
+``fused``: one :class:`CircuitBlock` per stage), Lava's own ``RingBuffer`` as the source streaming
+one token vector per step, and one Lava ``Extractor`` per output decoder as the sink the host
+reads through a channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
+from lava.proc.io.source import RingBuffer
+
+from compiler.errors import SimulationError
+from hardware_sim.lava.astrocyte.models import PyAstrocyteProcessModelFloat
+from hardware_sim.lava.astrocyte.process import AstrocyteProcess
+from hardware_sim.lava.block.models import PyCircuitBlockModelFloat
+from hardware_sim.lava.block.process import CircuitBlock
+from hardware_sim.lava.engine import model_class
+from hardware_sim.lava.features.models import PyFeatureNeuronsModelFloat
+from hardware_sim.lava.features.process import FeatureNeurons
+from hardware_sim.lava.hebbian.models import PyHebbianGroupModelFloat
+from hardware_sim.lava.hebbian.process import HebbianGroup
+from hardware_sim.lava.norm_astrocyte.models import PyNormAstrocyteModelFloat
+from hardware_sim.lava.norm_astrocyte.process import NormAstrocyte
+from hardware_sim.lava.population.models import PyPopulationModelFloat
+from hardware_sim.lava.population.process import Population
+from hardware_sim.lava.process_base import PortSpec, ProcessSpec
+from hardware_sim.lava.schedule import Plan
+from hardware_sim.lava.synapses.models import PySynapseGroupModelFloat
+from hardware_sim.lava.synapses.process import SynapseGroup
+
+# process class and models by tag, per process-graph kind (``block``: fused stages).  fixed_pt
+# models join these tables once the integer kernels exist.
+PROCESSES = {
+    "population": (Population, {"floating_pt": PyPopulationModelFloat}),
+    "synapses": (SynapseGroup, {"floating_pt": PySynapseGroupModelFloat}),
+    "norm_astrocyte": (NormAstrocyte, {"floating_pt": PyNormAstrocyteModelFloat}),
+    "features": (FeatureNeurons, {"floating_pt": PyFeatureNeuronsModelFloat}),
+    "hebbian_synapses": (HebbianGroup, {"floating_pt": PyHebbianGroupModelFloat}),
+    "astrocyte": (AstrocyteProcess, {"floating_pt": PyAstrocyteProcessModelFloat}),
+    "block": (CircuitBlock, {"floating_pt": PyCircuitBlockModelFloat}),
+}
+
+
+@dataclass
+class LavaNetwork:
+    """The built network: processes by group, the source, sinks by role and the model map."""
+
+    processes: dict
+    source: RingBuffer
+    sinks: dict
+    model_map: dict
+    plan: Plan
+
+
+def stream_width(net, plan: Plan, node: str) -> int:
+    if node == plan.source:
+        return net.node(node).out_size()
+    return plan.kernels[node].out_width()
+
+
+def group_spec(net, plan: Plan, group: str, error_file: str, tag: str) -> ProcessSpec:
+    """Ports, wiring, delays and Var layout of one group's process."""
+    members = plan.groups[group]
+    in_ports: dict[str, PortSpec] = {}
+    wiring = {}
+    for name in members:
+        wiring[name] = {}
+        for port, src in net.inputs_of(name).items():
+            width = stream_width(net, plan, src)
+            where = ""
+            if plan.group_of.get(src) != group:
+                if src not in in_ports:
+                    in_ports[src] = PortSpec(f"in{len(in_ports)}", src, width)
+                where = in_ports[src].name
+            wiring[name][port] = (where, src, plan.delays[name][port], width)
+    out_ports = []
+    for name in members:
+        external = [d for d in net.g.successors(name) if plan.group_of.get(d) != group]
+        if external:
+            out_ports.append(PortSpec(f"out{len(out_ports)}", name, stream_width(net, plan, name)))
+    layout, sizes = {}, {}
+    for name in members:
+        for var, shape in plan.kernels[name].state_shapes().items():
+            start = sizes.get(var, 0)
+            layout.setdefault(name, {})[var] = (start, shape)
+            sizes[var] = start + int(np.prod(shape))
+    return ProcessSpec(name=group, members=[plan.kernels[n] for n in members], in_ports=list(in_ports.values()),
+                       out_ports=out_ports, wiring=wiring, layout=layout, var_sizes=sizes, error_file=error_file,
+                       tag=tag)
+
+
+def source_data(plan: Plan, x: np.ndarray) -> np.ndarray:
+    """(width, n_steps): column ``b P + t`` holds token t of sequence b (step ``1 + b P + t``)."""
+    B, T, width = x.shape
+    data = np.zeros((width, plan.n_steps))
+    for b in range(B):
+        data[:, b * plan.P : b * plan.P + T] = x[b].T
+    return data
+
+
+def build_network(net, plan: Plan, x: np.ndarray, tag: str = "floating_pt", error_file: str = "",
+                  fused: bool = True) -> LavaNetwork:
+    """Create and connect the Lava processes of ``plan`` for token vectors ``x`` (B, T, width)."""
+    source = RingBuffer(data=source_data(plan, x))
+    processes, specs = {}, {}
+    model_map = {}
+    for group in plan.groups:
+        spec = group_spec(net, plan, group, error_file, tag)
+        kind = "block" if fused else net.node(plan.groups[group][0]).kind
+        proc_cls, models = PROCESSES[kind]
+        if tag not in models:
+            raise SimulationError(f"lava: no {tag} model for {kind} processes yet (node {group!r})")
+        proc = proc_cls(spec=spec)
+        processes[group], specs[group] = proc, spec
+        model_map[proc] = model_class(models[tag], spec)
+    out_port = {}
+    for group, spec in specs.items():
+        for port in spec.out_ports:
+            out_port[port.node] = getattr(processes[group], port.name)
+    out_port[plan.source] = source.s_out
+    for group, spec in specs.items():
+        for port in spec.in_ports:
+            out_port[port.node].connect(getattr(processes[group], port.name))
+    sinks = {}
+    for role, (src, _) in plan.decoders.items():
+        sink = Extractor(shape=(stream_width(net, plan, src),), buffer_size=plan.n_steps + 1)
+        out_port[src].connect(sink.in_port)
+        model_map[sink] = PyLoihiExtractorModel
+        sinks[role] = sink
+    return LavaNetwork(processes=processes, source=source, sinks=sinks, model_map=model_map, plan=plan)
+
+
+def read_outputs(lnet: LavaNetwork, rows: dict[str, np.ndarray], dtype) -> dict[str, np.ndarray]:
+    """Outputs by role (B, T, width) from the sinks' rows (one per step)."""
+    plan = lnet.plan
+    outputs = {}
+    for role, (_, arrival) in plan.decoders.items():
+        data = rows[role]
+        seqs = [data[arrival - 1 + b * plan.P : arrival - 1 + b * plan.P + plan.T] for b in range(plan.B)]
+        outputs[role] = np.stack(seqs).astype(dtype)
+    return outputs

@@ -1,0 +1,125 @@
+"""The ProcessModel side shared by every custom process: the per-step engine running the kernels.
+
+Each time step a model (1) sends what it computed in the previous step on its OutPorts, (2)
+receives one message per InPort, (3) runs its member kernels in topological order, feeding each
+input port through its delay line, and keeps the outputs for the next step's send.  A failure in a
+kernel is written as one line naming the node to ``spec.error_file`` (the runner's watchdog reads
+it and stops the run) and re-raised.
+"""
+
+from __future__ import annotations
+
+import os
+import typing as ty
+from collections import deque
+
+import numpy as np
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+
+from hardware_sim.lava.process_base import ProcessSpec
+
+
+class DelayLine:
+    """``y(s) = x(s - d)``: a FIFO of ``d`` messages (``d = 0`` passes through)."""
+
+    def __init__(self, delay: int, width: int):
+        self.buf = deque([np.zeros(width)] * delay, maxlen=delay + 1) if delay else None
+
+    def push(self, x):
+        if self.buf is None:
+            return x
+        self.buf.append(x)
+        return self.buf.popleft()
+
+
+def report_error(path: str, message: str) -> None:
+    """Write ``message`` to ``path`` unless another process already reported (first error wins)."""
+    if not path:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return
+    with os.fdopen(fd, "w") as fh:
+        fh.write(message.replace("\n", " ")[:500])
+
+
+class Engine:
+    """Runs the members of ``spec`` on the model's ports and Vars."""
+
+    def __init__(self, spec: ProcessSpec, model):
+        self.spec = spec
+        self.model = model
+        self.in_ports = [(p.name, getattr(model, p.name)) for p in spec.in_ports]
+        self.out_ports = [(getattr(model, p.name), p.node) for p in spec.out_ports]
+        self.pending = {p.node: np.zeros(p.width) for p in spec.out_ports}
+        self.lines = {}
+        for kernel in spec.members:
+            state = {}
+            for var, (start, shape) in spec.layout.get(kernel.name, {}).items():
+                flat = getattr(model, var)
+                size = int(np.prod(shape))
+                state[var] = flat[start : start + size].reshape(shape)
+            kernel.bind(kernel.clock, state)
+            for port, (_, _, delay, width) in spec.wiring[kernel.name].items():
+                self.lines[(kernel.name, port)] = DelayLine(delay, width)
+        self.kernels = spec.members
+
+    def step(self, s: int) -> None:
+        for port, node in self.out_ports:
+            port.send(self.pending[node])
+        received = {name: port.recv() for name, port in self.in_ports}
+        values = {}
+        for kernel in self.kernels:
+            inputs = {}
+            for port, (where, src, _, _) in self.spec.wiring[kernel.name].items():
+                x = received[where] if where else values[src]
+                inputs[port] = self.lines[(kernel.name, port)].push(np.asarray(x, dtype=kernel.dtype))
+            try:
+                values[kernel.name] = kernel.step(s, inputs)
+            except Exception as exc:
+                message = f"lava: node {kernel.name!r} ({kernel.op.kind}) failed at step {s}: " \
+                          f"{type(exc).__name__}: {exc}"
+                report_error(self.spec.error_file, message)
+                raise
+        for _, node in self.out_ports:
+            self.pending[node] = values[node]
+
+
+class CircuitModel(PyLoihiProcessModel):
+    """Base of every custom model: the engine does the work; subclasses fix the tag."""
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.spec: ProcessSpec = proc_params["spec"]
+        self.engine: Engine | None = None
+
+    def run_spk(self) -> None:
+        if self.engine is None:
+            try:
+                self.engine = Engine(self.spec, self)
+            except Exception as exc:
+                report_error(self.spec.error_file, f"lava: process {self.spec.name!r} failed to start: {exc}")
+                raise
+        self.engine.step(self.time_step)
+
+
+_MODELS: dict[tuple, type] = {}
+
+
+def model_class(base: type, spec: ProcessSpec) -> type:
+    """``base`` with the LavaPyTypes of ``spec``'s ports and Vars (Lava needs them on the class)."""
+    key = (base, tuple(p.name for p in spec.in_ports), tuple(p.name for p in spec.out_ports),
+           tuple(spec.var_names()))
+    if key not in _MODELS:
+        attrs: dict[str, ty.Any] = {}
+        for p in spec.in_ports:
+            attrs[p.name] = LavaPyType(PyInPort.VEC_DENSE, float)
+        for p in spec.out_ports:
+            attrs[p.name] = LavaPyType(PyOutPort.VEC_DENSE, float)
+        for var in spec.var_names():
+            attrs[var] = LavaPyType(np.ndarray, float)
+        _MODELS[key] = type(f"{base.__name__}_{len(_MODELS)}", (base,), attrs)
+    return _MODELS[key]

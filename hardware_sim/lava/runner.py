@@ -1,0 +1,257 @@
+"""Run a compiled network on Lava's CPU simulator, under a watchdog.
+
+Lava runs in a forked worker process that leads its own process group: the worker builds the
+network, runs every step in a few ``run()`` calls, reads the sinks, stops the runtime and sends the
+outputs back through a pipe.  The caller waits with a deadline; on a model error (reported as one
+line in an error file), a timeout, an early exit or a KeyboardInterrupt it kills the whole group and
+unlinks every shared-memory segment the worker created (the worker logs their names), so no process
+and no ``/dev/shm/psm_*`` segment outlives the call.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from compiler.errors import InputError, SimulationError
+from hardware_sim.lava.schedule import make_plan
+
+PRECISIONS = {"float32": (np.float32, "floating_pt"), "float64": (np.float64, "floating_pt")}
+GRACE_S = 20.0
+
+
+class LavaTimeoutError(SimulationError):
+    """A Lava run exceeded its time limit (the runtime was killed and cleaned up)."""
+
+
+@dataclass
+class LavaResult:
+    """Outputs by role (B, T, size), probes (none yet), Lava steps, process count and wall times."""
+
+    outputs: dict[str, np.ndarray]
+    probes: dict[str, np.ndarray] = field(default_factory=dict)
+    steps: int = 0
+    processes: int = 0
+    run_seconds: float = 0.0
+    total_seconds: float = 0.0
+
+
+def check_inputs(net, x, mask, precision, probes):
+    if precision not in PRECISIONS:
+        raise InputError(f"the Lava backend runs {', '.join(PRECISIONS)} (fixed_pt models come with the "
+                         f"fixed-point arithmetic), not {precision!r}")
+    if probes:
+        raise InputError(f"the Lava backend records no probes yet (asked for {', '.join(probes)}); "
+                         f"use the golden backend for probes")
+    entries = net.of_kind("input_encoder")
+    if len(entries) != 1:
+        raise SimulationError(f"lava: network {net.name!r} needs exactly one input encoder, has {len(entries)}")
+    x = np.asarray(x)
+    width = entries[0].size
+    if x.ndim != 3 or x.shape[2] != width or x.shape[1] == 0 or x.shape[0] == 0:
+        raise InputError(f"inputs must have shape (batch, tokens, {width}), got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise InputError("inputs contain NaN or infinity")
+    mask = np.ones(x.shape[:2], dtype=bool) if mask is None else np.asarray(mask).astype(bool)
+    if mask.shape != x.shape[:2]:
+        raise InputError(f"mask must have shape {x.shape[:2]}, got {mask.shape}")
+    return x, mask
+
+
+def run_lava(net, x, mask=None, precision: str = "float32", granularity: str = "fused", probes=(),
+             timeout: float | None = 600.0, progress=None) -> LavaResult:
+    """Run ``net`` on token vectors ``x`` (B, T, width) with padding ``mask`` (B, T) on Lava.
+
+    Parameters
+    ----------
+    precision : float32 | float64 (``floating_pt`` models).
+    granularity : ``fused`` (one Lava process per stage) or ``fine`` (one per population, synapse
+        group, feature population, Hebbian group, astrocyte and norm astrocyte).
+    timeout : seconds for the whole run (start-up included); None waits forever.
+    progress : called as ``progress(tokens_done, tokens_total)`` while the run advances.
+
+    Raises
+    ------
+    InputError on bad inputs, SimulationError naming the node when a model fails, LavaTimeoutError.
+    """
+    start = time.perf_counter()
+    x, mask = check_inputs(net, x, mask, precision, tuple(probes))
+    dtype, tag = PRECISIONS[precision]
+    plan = make_plan(net, x.shape[1], x.shape[0], mask, granularity, dtype)
+    with tempfile.TemporaryDirectory(prefix="tripartite-lava-") as tmp:
+        error_file, shm_log = str(Path(tmp) / "error"), str(Path(tmp) / "shm")
+        ctx = mp.get_context("fork")
+        receiver, sender = ctx.Pipe(duplex=False)
+        worker = ctx.Process(target=worker_main, name="tripartite-lava",
+                             args=(sender, net, plan, x, tag, error_file, shm_log, granularity == "fused",
+                                   progress is not None))
+        worker.start()
+        sender.close()
+        finished = False
+        try:
+            outputs, run_seconds = supervise(worker, receiver, error_file, start, timeout, progress, plan)
+            finished = True
+        finally:
+            shut_down(worker, receiver, shm_log, GRACE_S if finished else 0.0)
+    return LavaResult(outputs={r: v.astype(dtype) for r, v in outputs.items()}, steps=plan.n_steps,
+                      processes=plan.n_processes, run_seconds=run_seconds,
+                      total_seconds=time.perf_counter() - start)
+
+
+def supervise(worker, receiver, error_file, start, timeout, progress, plan):
+    """Wait for the worker's outputs; raise on a reported error, an early exit or the deadline."""
+    deadline = None if timeout is None else start + timeout
+    tokens = plan.B * plan.T
+    while True:
+        if os.path.exists(error_file):
+            raise SimulationError(read_error(error_file))
+        if receiver.poll(0.02):
+            try:
+                message = receiver.recv()
+            except EOFError:
+                message = ("died",)
+            if message[0] == "progress":
+                progress(min(tokens, int(tokens * message[1] / plan.n_steps)), tokens)
+            elif message[0] == "ok":
+                return message[1], message[2]
+            elif message[0] == "error":
+                time.sleep(0.05)
+                raise SimulationError(read_error(error_file) if os.path.exists(error_file) else message[1])
+            else:
+                raise SimulationError(f"lava: the Lava worker exited (code {worker.exitcode}) without results")
+        elif not worker.is_alive() and not receiver.poll(0):
+            raise SimulationError(f"lava: the Lava worker exited (code {worker.exitcode}) without results")
+        if deadline is not None and time.perf_counter() > deadline:
+            raise LavaTimeoutError(f"lava: run of {plan.n_steps} steps exceeded the {timeout:g} s timeout; "
+                              f"the runtime was stopped (raise --timeout or use granularity 'fused')")
+
+
+def read_error(path: str) -> str:
+    with open(path) as fh:
+        return fh.read().strip() or "lava: a process model failed"
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes in process group ``pgid`` (from /proc)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            pids.append(int(entry))
+    return pids
+
+
+def shut_down(worker, receiver, shm_log: str, grace: float) -> None:
+    """Give a finishing worker ``grace`` seconds to stop Lava and exit, then kill its process group;
+    unlink the shared-memory segments it left."""
+    deadline = time.perf_counter() + grace
+    while worker.is_alive() and time.perf_counter() < deadline and not os.path.exists(shm_log + ".done"):
+        time.sleep(0.02)
+    worker.join(timeout=max(0.0, min(2.0, deadline - time.perf_counter())))
+    pgid = worker.pid
+    for _ in range(100):
+        members = group_members(pgid)
+        if not members and not worker.is_alive():
+            break
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        worker.join(timeout=0.05)
+    worker.join(timeout=1.0)
+    receiver.close()
+    unlink_segments(shm_log)
+
+
+def unlink_segments(shm_log: str) -> None:
+    if not os.path.exists(shm_log):
+        return
+    with open(shm_log) as fh:
+        names = {line.strip() for line in fh if line.strip()}
+    for name in names:
+        try:
+            os.unlink(f"/dev/shm/{name.lstrip('/')}")
+        except FileNotFoundError:
+            pass
+
+
+def log_segments(shm_log: str) -> None:
+    """Record the name of every shared-memory segment Lava creates in this process."""
+    from lava.magma.runtime.message_infrastructure import shared_memory_manager as smm
+
+    original = smm.SharedMemoryManager.create_shared_memory
+
+    def create(self, size):
+        handle = original(self, size)
+        with open(shm_log, "a") as fh:
+            fh.write(handle.name + "\n")
+        return handle
+
+    smm.SharedMemoryManager.create_shared_memory = create
+
+
+def worker_main(sender, net, plan, x, tag, error_file, shm_log, fused, report_progress) -> None:
+    """Forked worker: build, run, read, stop; results or a one-line error go through ``sender``."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    code = 0
+    lnet = None
+    try:
+        if "lava.magma.runtime.message_infrastructure.multiprocessing" not in sys.modules:
+            mp.set_start_method(None, force=True)  # Lava sets 'fork' when it is first imported
+        log_segments(shm_log)
+        from lava.magma.core.run_conditions import RunSteps
+        from lava.magma.core.run_configs import Loihi2SimCfg
+
+        from hardware_sim.lava.builder import build_network, read_outputs
+
+        lnet = build_network(net, plan, x, tag=tag, error_file=error_file, fused=fused)
+        config = Loihi2SimCfg(select_tag=tag, exception_proc_model_map=lnet.model_map)
+        chunks = chunk_sizes(plan.n_steps, 10 if report_progress else 1)
+        begin = time.perf_counter()
+        done = 0
+        for n in chunks:
+            lnet.source.run(condition=RunSteps(num_steps=n), run_cfg=config)
+            done += n
+            if report_progress:
+                sender.send(("progress", done))
+        rows = {role: np.stack([sink.receive() for _ in range(plan.n_steps)]) for role, sink in lnet.sinks.items()}
+        seconds = time.perf_counter() - begin
+        sender.send(("ok", read_outputs(lnet, rows, np.float64), seconds))
+    except BaseException as exc:  # noqa: BLE001  (everything goes back to the caller as one line)
+        code = 1
+        try:
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            sender.send(("error", f"lava: run failed: {type(exc).__name__}: {first}"))
+        except Exception:
+            pass
+    finally:
+        if lnet is not None:
+            try:
+                lnet.source.stop()
+            except Exception:
+                code = 1
+        Path(shm_log + ".done").touch()
+        sender.close()
+        os._exit(code)
+
+
+def chunk_sizes(total: int, parts: int) -> list[int]:
+    """Split ``total`` steps into at most ``parts`` run() calls."""
+    parts = max(1, min(parts, total))
+    base, extra = divmod(total, parts)
+    return [base + (i < extra) for i in range(parts)]
