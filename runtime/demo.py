@@ -71,10 +71,18 @@ class Steps:
         start = time.perf_counter()
         yield task
         self.times[description] = time.perf_counter() - start
-        self.progress.update(task, completed=1)
+        self.progress.update(task, completed=self.progress.tasks[task].total)
+
+    def advance(self, task):
+        """A ``progress(done, total)`` callback moving ``task``'s bar."""
+
+        def update(done, total):
+            self.progress.update(task, completed=done, total=total)
+
+        return update
 
 
-def summary_table(report, resources: dict | None, precision_note: str):
+def summary_table(report, resources: dict | None, precision_note: str, layers_from=None):
     from rich.table import Table
 
     table = Table(title="tripartite demo: a neuron-astrocyte network computing a vision transformer")
@@ -86,8 +94,10 @@ def summary_table(report, resources: dict | None, precision_note: str):
     table.add_row(f"neuromorphic accuracy ({report.backend}, {report.precision})",
                   f"{agree.get('backend_accuracy', float('nan')):.4f}")
     table.add_row("prediction agreement", f"{agree.get('agreement', float('nan')):.4f}")
-    for layer in report.layers:
-        table.add_row(f"rel L2 error {layer.name}", f"{layer.rel_l2_err:.3g}")
+    layers_from = layers_from or report
+    where = "" if layers_from is report else f" ({layers_from.backend})"
+    for layer in layers_from.layers:
+        table.add_row(f"rel L2 error {layer.name}{where}", f"{layer.rel_l2_err:.3g}")
     table.add_row("rel L2 error output logits", f"{report.output.rel_l2_err:.3g}")
     table.add_row("saturations", str(sum(report.saturations.values())))
     for key in ("neurons", "synapses", "bytes", "cores", "chips", "synops_per_token", "energy_per_token_j",
@@ -130,19 +140,26 @@ def demo(out_dir: Path, backend: str = "lava", limit: int | None = None, plots: 
             batch = Batch(x=x, mask=np.ones(x.shape[:2], dtype=bool), labels=labels)
         with steps.step(f"compiling (exact lowering, {precision})"):
             net = compile_model(graph, lowering="exact", precision=precision, max_tokens=x.shape[1])
-        with steps.step(f"running {len(images)} test images on {backend} and the float reference"):
-            report = verify(net, graph, batch, backend=backend)
+        with steps.step(f"running {len(images)} test images on {backend} and the float reference") as task:
+            report = verify(net, graph, batch, backend=backend, progress=steps.advance(task))
+        layers_from = report
+        if not report.layers and backend != "golden":
+            with steps.step("per-layer values and circuit probes from the golden simulator"):
+                layers_from = verify(net, graph, batch, backend="golden")
         with steps.step("chip resources"):
             resources = chip_resources(net)
         document = {"demo": {"model": "digits-vit", "images": len(images), "precision_note": note,
                              "step_seconds": steps.times}, "verify": report.to_dict(), "resources": resources}
+        if layers_from is not report:
+            document["golden"] = layers_from.to_dict()
         (out_dir / "report.json").write_text(json.dumps(document, indent=2, default=float))
         if plots:
             with steps.step("writing figures and the HTML report"):
                 from runtime.plots import verify_plots
 
-                verify_plots(net, batch, report, out_dir, resources=resources, title="tripartite demo")
-    console.print(summary_table(report, resources, note))
+                verify_plots(net, batch, report, out_dir, resources=resources, title="tripartite demo",
+                             probes_from=layers_from)
+    console.print(summary_table(report, resources, note, layers_from))
     verdict = "[green]passed[/green]" if report.passed else "[red]FAILED[/red]"
     console.print(f"verification {verdict}; report in {out_dir}/" + ("index.html" if plots else "report.json"))
     return 0 if report.passed else 1

@@ -221,18 +221,26 @@ def circuit_figures(net, probes, out: Path, graph=None, values=None, mask=None) 
 
 
 def verify_plots(net, batch, report, out: Path, resources: dict | None = None, title: str = "tripartite verify",
-                 favor_ms=(16, 64, 256, 1024)) -> Path:
-    """Figures of a verification and ``index.html`` in ``out``; returns the HTML path."""
+                 favor_ms=(16, 64, 256, 1024), probes_from=None) -> Path:
+    """Figures of a verification and ``index.html`` in ``out``; returns the HTML path.
+
+    ``probes_from``: another report (a golden run of the same network and inputs) whose probes and
+    per-layer errors to draw when ``report``'s backend records none; captions name that backend.
+    """
     from runtime.html_report import write_report
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    arrays = report.arrays
+    source = probes_from or report
+    arrays = source.arrays
     ref, result, graph = arrays.get("reference"), arrays.get("result"), arrays.get("graph")
     probes = result.probes if result is not None else {}
     values = ref.values if ref is not None else None
     figures = circuit_figures(net, probes, out, graph, values, batch.mask)
-    figures.append(("Error per layer", plot_layer_errors(report, out / "layer_errors.png")))
+    if source is not report:
+        figures = [(f"{caption} ({source.backend} simulator)", path) for caption, path in figures]
+    figures.append(("Error per layer" + ("" if source is report else f" ({source.backend} simulator)"),
+                    plot_layer_errors(source, out / "layer_errors.png")))
     sweep = None
     if "favor" in report.lowering and graph is not None:
         sweep = favor_sweep(net, graph, batch, favor_ms)

@@ -235,7 +235,7 @@ def load_reference(reference):
 
 
 def verify(net, reference, batch: Batch, backend: str = "golden", rtol: float | None = None, timeout: float = 600.0,
-           probes=PROBES, progress=None) -> VerifyReport:
+           probes=None, progress=None) -> VerifyReport:
     """Run ``net`` on ``batch`` with ``backend`` and compare with the float model ``reference``.
 
     Parameters
@@ -244,7 +244,9 @@ def verify(net, reference, batch: Batch, backend: str = "golden", rtol: float | 
     reference : the source it was compiled from: an AttentionGraph, a checkpoint directory or a saved graph.
     batch : token vectors and mask (``batch.labels`` adds classifier accuracies).
     rtol : overrides the output rel_l2_err limit.
-    probes : probe kinds recorded by the backend (kept in ``report.arrays`` for plots).
+    probes : probe kinds recorded by the backend (kept in ``report.arrays`` for plots); default: every
+        kind on golden, none on lava (its runner records no probes yet).
+    progress : ``progress(tokens_done, tokens_total)`` callback passed to the backend.
     """
     from runtime.run import run
 
@@ -261,6 +263,8 @@ def verify(net, reference, batch: Batch, backend: str = "golden", rtol: float | 
     start = time.perf_counter()
     ref = run_reference(graph, batch.x, batch.mask, "float64", keep=list(layer_map) + attention_inputs(graph))
     ref_seconds = time.perf_counter() - start
+    if probes is None:
+        probes = PROBES if backend == "golden" else ()
     result = run(net, batch, backend=backend, probes=probes, timeout=timeout, progress=progress,
                  keep=tuple(layer_map.values()))
     roles = [r for r in ref.outputs if r in result.outputs]
