@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", required=True)
 
     d = sub.add_parser("demo", help="compile, simulate on Lava and verify the bundled model")
-    d.add_argument("--out", default="demo-report", help="report directory")
+    d.add_argument("--out", "--plots", dest="out", default="demo-report",
+                   help="report directory (report.json, figures, index.html)")
+    d.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N test images")
     d.add_argument("--backend", choices=("golden", "lava"), default="lava")
     return parser
 

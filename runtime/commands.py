@@ -138,7 +138,9 @@ def cmd_demo(args) -> int:
         from runtime.demo import demo
     except ImportError as exc:
         raise NotAvailableError("demo: the bundled demo is not available in this build") from exc
-    return demo(Path(args.out), backend=args.backend)
+    if args.limit is not None and args.limit <= 0:
+        raise InputError(f"--limit {args.limit}: give a positive number of test images")
+    return demo(Path(args.out), backend=args.backend, limit=args.limit)
 
 
 def fail_usage(message: str) -> int:
