@@ -2,7 +2,7 @@
 1e-5 relative) and with each other (fine == fused, bit for bit)."""
 
 import importlib.util
-import sys
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,14 +10,115 @@ import pytest
 
 import compiler
 from compiler.models import LlamaConfig, random_bert, random_llama
+from compiler.process import ProcessGraph
+from compiler.process import nodes as pn
 from hardware_sim.golden import simulate
 from hardware_sim.lava import run_lava
 
-sys.path.insert(0, str(Path(__file__).parent))
-from lava_nets import attention_net, dense_net, dense_reference, favor_attention, softmax_attention  # noqa: E402
-
 pytestmark = pytest.mark.lava
 TOL = 1e-5
+
+# ---- small hand-built process graphs and their equations, written out with numpy ----------------
+
+
+def dense_net(width=6, hidden=5, seed=0):
+    """input -> synapses (W, b) -> gelu population -> (+ skip) -> layer-norm astrocyte -> output."""
+    rng = np.random.default_rng(seed)
+    net = ProcessGraph("dense")
+    net.add(pn.InputEncoderNode("in", size=width))
+    net.add(pn.Synapses("up", pre_size=width, post_size=hidden, weight=rng.normal(size=(hidden, width)),
+                        bias=rng.normal(size=hidden)), pre="in")
+    net.add(pn.Population("act", size=hidden, response="gelu_tanh"), in0="up")
+    net.add(pn.Synapses("down", pre_size=hidden, post_size=width, weight=rng.normal(size=(width, hidden))),
+            pre="act")
+    net.add(pn.Synapses("skip", pre_size=width, post_size=width), pre="in")
+    net.add(pn.Population("sum", size=width, fan_in=2), in0="skip", in1="down")
+    net.add(pn.NormAstrocyte("norm", size=width, weight=rng.uniform(0.5, 1.5, width), bias=rng.normal(size=width),
+                             eps=1e-5), x="sum")
+    net.add(pn.OutputDecoder("out", role="hidden", size=width), x="norm")
+    params = {k: net.node(k) for k in ("up", "down", "norm")}
+    return net, params
+
+
+def dense_reference(params, x):
+    up, down, norm = params["up"], params["down"], params["norm"]
+    h = x @ up.weight.T + up.bias
+    a = 0.5 * h * (1 + np.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h**3)))
+    s = x + a @ down.weight.T
+    c = s - s.mean(-1, keepdims=True)
+    return c / np.sqrt((c * c).mean(-1, keepdims=True) + norm.eps) * norm.weight + norm.bias
+
+
+def attention_net(lowering="exact", mode="bidirectional", heads=2, kv_heads=1, d=4, m=8, width=6, seed=0):
+    """An attention circuit fed by q/k/v synapse groups: features, Hebbian synapses, astrocyte."""
+    rng = np.random.default_rng(seed)
+    net = ProcessGraph("attention")
+    net.add(pn.InputEncoderNode("in", size=width))
+    sizes = {"q": heads * d, "k": kv_heads * d, "v": kv_heads * d}
+    for role, size in sizes.items():
+        net.add(pn.Synapses(f"{role}.syn", pre_size=width, post_size=size, weight=rng.normal(size=(size, width))),
+                pre="in")
+        net.add(pn.Population(role, size=size), in0=f"{role}.syn")
+    net.add(pn.Schedule("sched", mode=mode, max_tokens=m))
+    projection = rng.normal(size=(kv_heads, m, d)) if lowering in ("favor", "relu") else None
+    net.add(pn.FeaturePopulation("feat", lowering=lowering, n_heads=heads, n_kv_heads=kv_heads, head_dim=d, m=m,
+                                 scale=1 / math.sqrt(d), schedule="sched", projection=projection),
+            key="k", query="q")
+    net.add(pn.HebbianSynapses("hebb", n_heads=heads, n_kv_heads=kv_heads, m=m, v_head_dim=d,
+                               gated=lowering == "exact"), pre="feat", teacher="v")
+    net.add(pn.Astrocyte("astro", n_heads=heads, m=m, v_head_dim=d,
+                         offset="running_max" if lowering == "exact" else "none"), synapses="hebb", features="feat")
+    net.add(pn.OutputDecoder("out", role="hidden", size=heads * d), x="astro")
+    return net
+
+
+def projections(net, x):
+    return {r: x @ net.node(f"{r}.syn").weight.T for r in "qkv"}
+
+
+def softmax_attention(net, x, mask, causal):
+    """Softmax attention over written (unmasked) keys, causal or not; no visible key -> 0."""
+    feat = net.node("feat")
+    p = projections(net, x)
+    B, T, _ = x.shape
+    H, G, d = feat.n_heads, feat.n_kv_heads, feat.head_dim
+    q = p["q"].reshape(B, T, H, d)
+    k = np.repeat(p["k"].reshape(B, T, G, d), H // G, axis=2)
+    v = np.repeat(p["v"].reshape(B, T, G, d), H // G, axis=2)
+    logits = np.einsum("bihd,bjhd->bhij", q, k) * feat.scale
+    visible = mask[:, None, None, :] & (np.tril(np.ones((T, T), bool)) if causal else True)
+    logits = np.where(visible, logits, -np.inf)
+    peak = np.max(logits, -1, keepdims=True)
+    w = np.exp(logits - np.where(np.isfinite(peak), peak, 0))
+    w = w / np.where(w.sum(-1, keepdims=True) > 0, w.sum(-1, keepdims=True), 1)
+    return np.einsum("bhij,bjhd->bihd", w, v).reshape(B, T, H * d)
+
+
+def favor_attention(net, x, mask, causal):
+    """Linear attention with positive random features, written for this test from the paper."""
+    feat = net.node("feat")
+    p = projections(net, x)
+    B, T, _ = x.shape
+    H, G, d, m = feat.n_heads, feat.n_kv_heads, feat.head_dim, feat.m
+    root = math.sqrt(feat.scale)
+    W = np.repeat(feat.projection, H // G, axis=0)  # (H, m, d)
+
+    def f(z):  # z (B, T, H, d)
+        z = z * root
+        return np.exp(np.einsum("bthd,hmd->bthm", z, W) - 0.5 * (z * z).sum(-1, keepdims=True)) / math.sqrt(m)
+
+    fq = f(p["q"].reshape(B, T, H, d))
+    fk = f(np.repeat(p["k"].reshape(B, T, G, d), H // G, axis=2)) * mask[:, :, None, None]
+    v = np.repeat(p["v"].reshape(B, T, G, d), H // G, axis=2)
+    kernel = np.einsum("bihm,bjhm->bhij", fq, fk)
+    if causal:
+        kernel = kernel * np.tril(np.ones((T, T)))
+    z = kernel.sum(-1, keepdims=True)
+    out = np.einsum("bhij,bjhd->bhid", kernel, v) / np.where(z != 0, z, 1)
+    return out.transpose(0, 2, 1, 3).reshape(B, T, H * d)
+
+
+# ---- tests -------------------------------------------------------------------------------------
 
 
 def rel_max(a, b):
