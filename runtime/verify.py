@@ -260,6 +260,10 @@ def verify(net, reference, batch: Batch, backend: str = "golden", rtol: float | 
     if missing:
         raise InputError(f"reference {graph.name!r} has no node {missing[0]!r} named by the network; "
                          "is --reference the source NET was compiled from?")
+    net_roles = {op.role for op in net.of_kind("output_decoder")}
+    if not net_roles & set(graph.output_nodes()):
+        raise InputError(f"network outputs {sorted(net_roles)} share no role with reference {graph.name!r}'s "
+                         f"{sorted(graph.output_nodes())}; is --reference the source NET was compiled from?")
     start = time.perf_counter()
     ref = run_reference(graph, batch.x, batch.mask, "float64", keep=list(layer_map) + attention_inputs(graph))
     ref_seconds = time.perf_counter() - start
@@ -268,9 +272,6 @@ def verify(net, reference, batch: Batch, backend: str = "golden", rtol: float | 
     result = run(net, batch, backend=backend, probes=probes, timeout=timeout, progress=progress,
                  keep=tuple(layer_map.values()))
     roles = [r for r in ref.outputs if r in result.outputs]
-    if not roles:
-        raise InputError(f"network outputs {sorted(result.outputs)} share no role with the reference's "
-                         f"{sorted(ref.outputs)}")
     role = "logits" if "logits" in roles else roles[0]
     mask = batch.mask
     output = error_stats(role, result.outputs[role], ref.outputs[role], mask)
