@@ -1,0 +1,221 @@
+"""Quantize pass: per-node exponents for the ``loihi2`` precision, from calibration ranges.
+
+Ranges come from running the float golden simulator on calibration inputs
+(``options.calibration``: an array ``(B, T, width)``, a pair ``(x, mask)``, a dict or ``.npz`` file
+with ``x`` and optional ``mask``).  Without calibration data the default is the model's own
+statistics: its embeddings applied to random token ids (4 sequences of up to 16 tokens, seed 0), or
+unit Gaussian vectors when the model has no token embeddings.  ``weight_ranges`` is the fallback
+when no simulator is importable: ranges propagated from weight statistics.
+
+Each node's ``quant`` records (formats in docs/fixed_point.md; value = integer * 2**exp)::
+
+    every activity node   range (calibrated max |x|), exp, bits (24)
+    synapses              w_exp, w_bits (8), w_rel_error (relative RMS weight error)
+    population            in_exp (the summed or product input u), exp (after the response)
+    norm_astrocyte        gain_exp (1/sqrt(var + eps)), w_exp (24-bit gain weights), exp
+    features              score_exp (scale q.k, Cauchy-Schwarz bound), exp (feature activity)
+    hebbian_synapses      w_exp (24-bit plastic weights), exp (read-out u)
+    astrocyte             calcium_exp, soma_exp (z), recip_exp (1/z), exp (gated output)
+
+``exp = exponent_for(HEADROOM * range, 24)``: a factor-2 headroom above the calibrated range;
+whatever still overflows is saturated and counted at run time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from compiler.errors import InputError
+from compiler.passes.base import CompileOptions, Pass
+from hardware_sim.fixed_point import STATE_BITS, WEIGHT_BITS, dequantize_weights, exponent_for, quantize_weights
+
+HEADROOM = 2.0
+DEFAULT_BATCH, DEFAULT_TOKENS = 4, 16
+
+
+def state_exp(r: float) -> int:
+    return exponent_for(r, STATE_BITS, HEADROOM)
+
+
+# ---- calibration inputs ----------------------------------------------------------------------
+def calibration_inputs(net, calibration, max_tokens: int = DEFAULT_TOKENS):
+    """``(x, mask, source)`` from ``calibration`` (see module docstring) or the model's defaults."""
+    width = net.of_kind("input_encoder")[0].size
+    if calibration is None:
+        enc = net.encoder
+        T = min(DEFAULT_TOKENS, max_tokens, (enc.max_positions if enc is not None else None) or DEFAULT_TOKENS)
+        rng = np.random.default_rng(0)
+        if enc is not None and enc.token_embeddings is not None:
+            ids = rng.integers(0, enc.vocab_size, size=(DEFAULT_BATCH, T))
+            ones = np.ones((DEFAULT_BATCH, T), bool)
+            return enc.encode(ids), ones, "default: random token ids through the embeddings"
+        return rng.normal(size=(DEFAULT_BATCH, T, width)), np.ones((DEFAULT_BATCH, T), bool), "default: N(0, 1)"
+    mask, source = None, "calibration data"
+    if isinstance(calibration, (str, Path)):
+        source = str(calibration)
+        try:
+            with np.load(calibration) as f:
+                calibration = {k: f[k] for k in f.files}
+        except (OSError, ValueError) as exc:
+            raise InputError(
+                f"calibration file {calibration}: cannot read ({exc}); give an .npz with arrays x, mask"
+            ) from None
+    if isinstance(calibration, dict):
+        if "x" not in calibration:
+            raise InputError(f"{source}: calibration needs an array 'x' of shape (batch, tokens, {width})")
+        x, mask = calibration["x"], calibration.get("mask")
+    elif isinstance(calibration, (tuple, list)) and len(calibration) == 2:
+        x, mask = calibration
+    else:
+        x = calibration
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 3 or x.shape[2] != width or not np.all(np.isfinite(x)):
+        raise InputError(f"{source}: calibration inputs must be finite, shape (batch, tokens, {width}); got {x.shape}")
+    mask = np.ones(x.shape[:2], bool) if mask is None else np.asarray(mask).astype(bool)
+    if mask.shape != x.shape[:2] or not mask.any():
+        raise InputError(f"{source}: calibration mask must have shape {x.shape[:2]} and select some tokens")
+    return x, mask, source
+
+
+# ---- ranges ----------------------------------------------------------------------------------------
+def _max_abs(a, mask=None) -> float:
+    a = np.asarray(a, dtype=np.float64)
+    if mask is not None and a.ndim >= 2 and a.shape[:2] == mask.shape:
+        a = a[mask]
+    return float(np.max(np.abs(a))) if a.size else 0.0
+
+
+def simulated_ranges(net, x, mask) -> dict[str, dict[str, float]]:
+    """Calibrated ranges by node: ``value`` (output), and for circuits the probed internals."""
+    from hardware_sim.golden import simulator
+
+    names = list(net.order())
+    res = simulator.simulate(net, x, mask, "float64", probes=("calcium", "soma", "activity", "weights"),
+                             keep=names)
+    ranges: dict[str, dict[str, float]] = {n: {} for n in names}
+    for name, v in res.values.items():
+        if isinstance(v, np.ndarray):  # circuit internals (feature activity, Hebbian state) come from probes
+            ranges[name]["value"] = _max_abs(v, mask)
+    for key, v in res.probes.items():
+        node, var = key.split("/", 1)
+        ranges.setdefault(node, {})[var] = _max_abs(v, mask)
+        if var == "activity":
+            ranges[node].setdefault("value", ranges[node][var])
+        if var == "soma_sum":
+            pos = np.asarray(v)[np.asarray(v) > 0]
+            ranges[node]["soma_min"] = float(pos.min()) if pos.size else 1.0
+    for name in names:
+        op, inputs = net.node(name), net.inputs_of(name)
+        if op.kind == "population":
+            ins = [res.values[inputs[p]] for p in op.input_ports()]
+            u = ins[0] * ins[1] if op.response == "product" else sum(ins)
+            ranges[name]["input"] = _max_abs(u, mask)
+        if op.kind == "hebbian_synapses" and "value" not in ranges[name]:
+            # read-out u = sum_t v_t (f(k_t) . f(q)) with z the same sum of non-negative terms: |u| <= max|v| z
+            somas = [ranges.get(a, {}).get("soma_sum", 1.0) for a in net.g.successors(name)]
+            teacher = ranges.get(inputs["teacher"], {}).get("value", 1.0)
+            ranges[name]["value"] = teacher * max(somas, default=1.0)
+        if op.kind == "features":
+            q, k = res.values[inputs["query"]], res.values[inputs["key"]]
+            if not isinstance(q, np.ndarray) or not isinstance(k, np.ndarray):
+                continue
+            ranges[name]["score"] = op.scale * _head_norm(q, op.n_heads, mask) * _head_norm(k, op.n_kv_heads, mask)
+    return ranges
+
+
+def _head_norm(a, heads: int, mask) -> float:
+    a = np.asarray(a, dtype=np.float64)
+    a = a.reshape(*a.shape[:-1], heads, -1)
+    return _max_abs(np.linalg.norm(a, axis=-1), mask)
+
+
+def weight_ranges(net, input_range: float = 4.0) -> dict[str, dict[str, float]]:
+    """Fallback without a simulator: ranges propagated by ``|W x|_inf <= max_i |W_i|_2 |x|_2``-style
+    statistical bounds (``|y| ~ 4 sigma``), capped below by the input range of each node."""
+    ranges: dict[str, dict[str, float]] = {}
+    for name in net.order():
+        op, inputs = net.node(name), net.inputs_of(name)
+        r_in = max((ranges[s]["value"] for s in inputs.values()), default=input_range)
+        if op.kind == "synapses" and op.weight is not None:
+            r = 4.0 * r_in * float(np.sqrt(np.mean(op.weight**2) * op.pre_size)) / 2.0
+            r += _max_abs(op.bias) if op.bias is not None else 0.0
+        elif op.kind == "population" and op.response == "product":
+            r = r_in * r_in
+        elif op.kind == "population":
+            r = r_in * op.fan_in
+        elif op.kind == "norm_astrocyte":
+            r = 4.0 * _max_abs(op.weight) + (_max_abs(op.bias) if op.bias is not None else 0.0)
+        elif op.kind == "features":
+            r = 1.0
+        else:
+            r = r_in
+        ranges[name] = {"value": r, "input": r, "score": r_in * r_in, "gain": 1e3, "calcium": float(DEFAULT_TOKENS),
+                        "soma_sum": float(DEFAULT_TOKENS), "soma_min": 1.0}
+    return ranges
+
+
+# ---- per-kind records -------------------------------------------------------------------------------
+def _activity(op, r):
+    op.quant.update(range=r.get("value", 0.0), exp=state_exp(r.get("value", 0.0)), bits=STATE_BITS)
+
+
+def _synapses(op, r):
+    _activity(op, r)
+    if op.weight is not None:
+        m, e = quantize_weights(op.weight)
+        err = float(np.sqrt(np.mean((dequantize_weights(m, e) - op.weight) ** 2) / max(np.mean(op.weight**2), 1e-300)))
+        op.quant.update(w_exp=int(e), w_bits=WEIGHT_BITS, w_rel_error=err)
+
+
+def _population(op, r):
+    _activity(op, r)
+    op.quant["in_exp"] = state_exp(r.get("input", r.get("value", 0.0)))
+
+
+def _norm(op, r):
+    _activity(op, r)
+    op.quant.update(gain_exp=state_exp(r.get("gain", 1.0)), w_exp=exponent_for(_max_abs(op.weight), STATE_BITS))
+
+
+def _features(op, r):
+    _activity(op, r)
+    op.quant["score_exp"] = state_exp(r.get("score", 1.0))
+
+
+def _hebbian(op, r):
+    _activity(op, r)
+    op.quant["w_exp"] = state_exp(r.get("weights", r.get("value", 1.0)))
+
+
+def _astrocyte(op, r):
+    _activity(op, r)
+    op.quant.update(calcium_exp=state_exp(r.get("calcium", 1.0)), soma_exp=state_exp(r.get("soma_sum", 1.0)),
+                    recip_exp=state_exp(1.0 / max(r.get("soma_min", 1.0), 1e-12)))
+
+
+RECORDS = {"synapses": _synapses, "population": _population, "norm_astrocyte": _norm, "features": _features,
+           "hebbian_synapses": _hebbian, "astrocyte": _astrocyte, "input_encoder": _activity,
+           "output_decoder": _activity, "schedule": lambda op, r: None}
+
+
+class Quantize(Pass):
+    """Choose every exponent of the ``loihi2`` precision from calibration ranges (module docstring)."""
+
+    name = "quantize"
+    requires = ("lowered",)
+    ensures = ("quantized",)
+
+    def run(self, graph, options: CompileOptions):
+        x, mask, source = calibration_inputs(graph, options.calibration, options.max_tokens)
+        try:
+            ranges = simulated_ranges(graph, x, mask)
+        except ImportError:
+            ranges, source = weight_ranges(graph, _max_abs(x, mask)), "weight statistics (no simulator)"
+        for name in graph.order():
+            op = graph.node(name)
+            RECORDS[op.kind](op, ranges.get(name, {}))
+        graph.meta["quantization"] = {"source": source, "headroom": HEADROOM, "tokens": int(mask.sum()),
+                                      "state_bits": STATE_BITS, "weight_bits": WEIGHT_BITS}
+        return graph
