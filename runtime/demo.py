@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.errors import TripartiteError
+from compiler.errors import InputError, TripartiteError
 
 
 class BackendUnavailableError(TripartiteError):
@@ -69,7 +69,11 @@ class Steps:
     def step(self, description: str):
         task = self.progress.add_task(description, total=1)
         start = time.perf_counter()
-        yield task
+        try:
+            yield task
+        except Exception:
+            self.progress.update(task, description=f"{description} [red](stopped)[/red]")
+            raise
         self.times[description] = time.perf_counter() - start
         self.progress.update(task, completed=self.progress.tasks[task].total)
 
@@ -140,8 +144,20 @@ def demo(out_dir: Path, backend: str = "lava", limit: int | None = None, plots: 
             batch = Batch(x=x, mask=np.ones(x.shape[:2], dtype=bool), labels=labels)
         with steps.step(f"compiling (exact lowering, {precision})"):
             net = compile_model(graph, lowering="exact", precision=precision, max_tokens=x.shape[1])
-        with steps.step(f"running {len(images)} test images on {backend} and the float reference") as task:
-            report = verify(net, graph, batch, backend=backend, progress=steps.advance(task))
+        try:
+            with steps.step(f"running {len(images)} test images on {backend} and the float reference") as task:
+                report = verify(net, graph, batch, backend=backend, progress=steps.advance(task))
+        except InputError as exc:
+            if precision != "loihi2" or "loihi2" not in str(exc):
+                raise
+            precision = "float32"
+            note = f"compiled with the exact lowering at float32 precision (the {backend} backend cannot run loihi2 " \
+                   "in this build)"
+            console.print(f"[yellow]{note}[/yellow]")
+            with steps.step("compiling (exact lowering, float32)"):
+                net = compile_model(graph, lowering="exact", precision=precision, max_tokens=x.shape[1])
+            with steps.step(f"running {len(images)} test images on {backend} and the float reference") as task:
+                report = verify(net, graph, batch, backend=backend, progress=steps.advance(task))
         layers_from = report
         if not report.layers and backend != "golden":
             with steps.step("per-layer values and circuit probes from the golden simulator"):
