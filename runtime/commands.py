@@ -103,7 +103,7 @@ def cmd_report(args) -> int:
     except ImportError as exc:
         raise NotAvailableError("report: the chip model is not available in this build") from exc
     net = load_net(args.net)
-    chip = load_chip(args.chip, costs=args.costs)
+    chip = load_chip(args.chip, overrides=args.costs)
     summary = resources(net, chip)
     if args.json:
         print(json.dumps(summary, indent=2, default=float))
