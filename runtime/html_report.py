@@ -52,8 +52,14 @@ def run_section(result) -> str:
     return "<h2>Run</h2>" + table(["field", "value"], rows)
 
 
+def layers_section(report) -> str:
+    rows = [[s.name, s.max_abs_err, s.rel_l2_err, s.cosine_mean, s.cosine_min] for s in report.layers]
+    return (f"<h3>Per-layer error on the {html.escape(report.backend)} simulator ({html.escape(report.precision)})"
+            "</h3>" + table(["layer", "max abs err", "rel L2 err", "cosine mean", "cosine min"], rows))
+
+
 def write_report(path: Path, title: str, report=None, run=None, figures=(), resources: dict | None = None,
-                 favor: dict | None = None) -> Path:
+                 favor: dict | None = None, layers_from=None) -> Path:
     """Write the page to ``path``; figures are (caption, PNG path) pairs in the same directory."""
     path = Path(path)
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -63,6 +69,8 @@ def write_report(path: Path, title: str, report=None, run=None, figures=(), reso
         parts.append(f"<ul>{links}</ul>")
     if report is not None:
         parts.append(verify_section(report))
+    if layers_from is not None and layers_from is not report and layers_from.layers:
+        parts.append(layers_section(layers_from))
     if run is not None:
         parts.append(run_section(run))
     if resources:

@@ -246,7 +246,7 @@ def verify_plots(net, batch, report, out: Path, resources: dict | None = None, t
         sweep = favor_sweep(net, graph, batch, favor_ms)
         figures.append(("Favor lowering: error vs number of feature neurons m", plot_favor(sweep, out / "favor_m.png")))
     return write_report(out / "index.html", title, report=report, figures=figures, resources=resources,
-                        favor=sweep)
+                        favor=sweep, layers_from=source)
 
 
 def run_plots(net, batch, result, out: Path) -> Path:

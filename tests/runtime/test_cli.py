@@ -87,3 +87,13 @@ def test_demo_on_golden_writes_report(tmp_path, capsys):
     assert {"index.html", "calcium.png", "layer_errors.png"} <= {p.name for p in out.iterdir()}
     assert "neuromorphic accuracy" in capsys.readouterr().out
     assert main(["demo", "--limit", "0", "--out", str(out)]) == 2
+
+
+@pytest.mark.lava
+def test_demo_on_lava_agrees_with_float(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--limit", "6", "--out", str(out)]) == 0
+    d = json.loads((out / "report.json").read_text())
+    assert d["verify"]["backend"] == "lava" and d["verify"]["agreement"]["agreement"] == 1.0
+    assert d["verify"]["output"]["rel_l2_err"] < 1e-4
+    assert [layer["name"] for layer in d["golden"]["layers"]][0] == "layer0.attn"
