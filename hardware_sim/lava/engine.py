@@ -66,6 +66,7 @@ class Engine:
             for port, (_, _, delay, width) in spec.wiring[kernel.name].items():
                 self.lines[(kernel.name, port)] = DelayLine(delay, width)
         self.kernels = spec.members
+        self.idle = {k.name: np.zeros(k.out_width()) for k in spec.members}
 
     def step(self, s: int) -> None:
         for port, node in self.out_ports:
@@ -77,6 +78,9 @@ class Engine:
             for port, (where, src, _, _) in self.spec.wiring[kernel.name].items():
                 x = received[where] if where else values[src]
                 inputs[port] = self.lines[(kernel.name, port)].push(np.asarray(x, dtype=kernel.dtype))
+            if not kernel.due(s):
+                values[kernel.name] = self.idle[kernel.name]
+                continue
             try:
                 values[kernel.name] = kernel.step(s, inputs)
             except Exception as exc:

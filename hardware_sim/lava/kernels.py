@@ -95,6 +95,12 @@ class Kernel:
         self.clock = clock
         self.state = state
 
+    def due(self, s: int) -> bool:
+        """Whether step ``s`` carries a token for this node (a write, a read or both); on other
+        steps the node is idle and sends zeros."""
+        clock = self.clock
+        return clock.locate(s)[1] >= 0 or (clock.R > 0 and clock.locate(s, clock.R)[1] >= 0)
+
     def step(self, s: int, inputs: dict[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError
 

@@ -214,6 +214,7 @@ def worker_main(sender, net, plan, x, tag, error_file, shm_log, fused, report_pr
         if "lava.magma.runtime.message_infrastructure.multiprocessing" not in sys.modules:
             mp.set_start_method(None, force=True)  # Lava sets 'fork' when it is first imported
         log_segments(shm_log)
+        single_threaded_blas()
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
 
@@ -248,6 +249,16 @@ def worker_main(sender, net, plan, x, tag, error_file, shm_log, fused, report_pr
         Path(shm_log + ".done").touch()
         sender.close()
         os._exit(code)
+
+
+def single_threaded_blas() -> None:
+    """One BLAS thread per Lava process: many small matrix-vector products in many processes on few
+    cores slow to a crawl when every process also spins a BLAS thread pool."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(limits=1)
 
 
 def chunk_sizes(total: int, parts: int) -> list[int]:
