@@ -49,10 +49,7 @@ class Run:
         return self.interventions.get(node, {}).get(action)
 
     def schedule(self, name: str):
-        try:
-            op = self.net.node(name)
-        except Exception:
-            op = None
+        op = self.net.node(name) if name in self.net else None
         if op is None or op.kind != "schedule":
             raise SimulationError(f"golden: schedule {name!r} is missing from the network")
         return op

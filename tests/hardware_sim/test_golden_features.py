@@ -128,3 +128,32 @@ def net_features(lowering, W):
         return lambda a: np.maximum(np.einsum("bhtd,hmd->bhtm", a, W), 0)
     m = W.shape[1]
     return lambda a: np.exp(np.einsum("bhtd,hmd->bhtm", a, W) - (a * a).sum(-1, keepdims=True) / 2) / np.sqrt(m)
+
+
+def test_grouped_query_causal_favor_matches_its_kernel():
+    from compiler.models import random_llama
+
+    net = compiler.compile(random_llama(), lowering="favor", features=16)
+    B, T = 2, 9
+    x = np.random.default_rng(0).normal(size=(B, T, 32))
+    mask = np.ones((B, T), dtype=bool)
+    mask[1, 5:] = False
+    f = net.node("layer0.attn.features")
+    qn, kn = net.inputs_of(f.name)["query"], net.inputs_of(f.name)["key"]
+    vn = net.inputs_of("layer0.attn.hebbian")["teacher"]
+    out = simulate(net, x, mask, keep=(qn, kn, vn, "layer0.attn.astrocyte")).values
+    q = out[qn].reshape(B, T, 4, 8).transpose(0, 2, 1, 3) * 8 ** -0.25
+    k, v = (out[n].reshape(B, T, 2, 8).transpose(0, 2, 1, 3) for n in (kn, vn))
+    k = k * 8 ** -0.25
+    ys = []
+    for h in range(4):
+        W = f.projection[h // 2]
+
+        def phi(a):
+            return np.exp(a @ W.T - (a * a).sum(-1, keepdims=True) / 2) / 4  # noqa: B023
+
+        kern = phi(q[:, h]) @ phi(k[:, h // 2]).transpose(0, 2, 1)
+        kern = np.where(mask[:, None, :] & np.tril(np.ones((T, T), bool)), kern, 0)
+        ys.append(kern @ v[:, h // 2] / kern.sum(-1, keepdims=True))
+    want = np.stack(ys, 2).reshape(B, T, -1)
+    np.testing.assert_allclose(out["layer0.attn.astrocyte"], want, rtol=1e-12, atol=1e-14)
