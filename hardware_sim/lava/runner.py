@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from compiler.errors import InputError, SimulationError
+from hardware_sim.lava.probes import attach_monitors, probe_kinds, read_monitors, slice_records, wanted
 from hardware_sim.lava.schedule import make_plan
 
 PRECISIONS = {"float32": (np.float32, "floating_pt"), "float64": (np.float64, "floating_pt")}
@@ -34,7 +35,8 @@ class LavaTimeoutError(SimulationError):
 
 @dataclass
 class LavaResult:
-    """Outputs by role (B, T, size), probes (none yet), Lava steps, process count and wall times."""
+    """Outputs by role (B, T, size), probes ``"node/record"`` (see :mod:`hardware_sim.lava.probes`),
+    Lava steps, process count and wall times (``run_seconds``: the steps alone)."""
 
     outputs: dict[str, np.ndarray]
     probes: dict[str, np.ndarray] = field(default_factory=dict)
@@ -48,9 +50,6 @@ def check_inputs(net, x, mask, precision, probes):
     if precision not in PRECISIONS:
         raise InputError(f"the Lava backend runs {', '.join(PRECISIONS)} (fixed_pt models come with the "
                          f"fixed-point arithmetic), not {precision!r}")
-    if probes:
-        raise InputError(f"the Lava backend records no probes yet (asked for {', '.join(probes)}); "
-                         f"use the golden backend for probes")
     entries = net.of_kind("input_encoder")
     if len(entries) != 1:
         raise SimulationError(f"lava: network {net.name!r} needs exactly one input encoder, has {len(entries)}")
@@ -75,6 +74,7 @@ def run_lava(net, x, mask=None, precision: str = "float32", granularity: str = "
     precision : float32 | float64 (``floating_pt`` models).
     granularity : ``fused`` (one Lava process per stage) or ``fine`` (one per population, synapse
         group, feature population, Hebbian group, astrocyte and norm astrocyte).
+    probes : calcium, soma, weights or all: Lava Monitors on the state Vars (short runs).
     timeout : seconds for the whole run (start-up included); None waits forever.
     progress : called as ``progress(tokens_done, tokens_total)`` while the run advances.
 
@@ -84,24 +84,27 @@ def run_lava(net, x, mask=None, precision: str = "float32", granularity: str = "
     """
     start = time.perf_counter()
     x, mask = check_inputs(net, x, mask, precision, tuple(probes))
+    kinds = probe_kinds(probes)
     dtype, tag = PRECISIONS[precision]
     plan = make_plan(net, x.shape[1], x.shape[0], mask, granularity, dtype)
+    records = wanted(plan, kinds)
     with tempfile.TemporaryDirectory(prefix="tripartite-lava-") as tmp:
         error_file, shm_log = str(Path(tmp) / "error"), str(Path(tmp) / "shm")
         ctx = mp.get_context("fork")
         receiver, sender = ctx.Pipe(duplex=False)
         worker = ctx.Process(target=worker_main, name="tripartite-lava",
                              args=(sender, net, plan, x, tag, error_file, shm_log, granularity == "fused",
-                                   progress is not None))
+                                   progress is not None, records))
         worker.start()
         sender.close()
         finished = False
         try:
-            outputs, run_seconds = supervise(worker, receiver, error_file, start, timeout, progress, plan)
+            outputs, run_seconds, traces = supervise(worker, receiver, error_file, start, timeout, progress, plan)
             finished = True
         finally:
             shut_down(worker, receiver, shm_log, GRACE_S if finished else 0.0)
     return LavaResult(outputs={r: v.astype(dtype) for r, v in outputs.items()}, steps=plan.n_steps,
+                      probes=slice_records(plan, records, traces, dtype),
                       processes=plan.n_processes, run_seconds=run_seconds,
                       total_seconds=time.perf_counter() - start)
 
@@ -121,7 +124,7 @@ def supervise(worker, receiver, error_file, start, timeout, progress, plan):
             if message[0] == "progress":
                 progress(min(tokens, int(tokens * message[1] / plan.n_steps)), tokens)
             elif message[0] == "ok":
-                return message[1], message[2]
+                return message[1], message[2], message[3]
             elif message[0] == "error":
                 time.sleep(0.05)
                 raise SimulationError(read_error(error_file) if os.path.exists(error_file) else message[1])
@@ -204,7 +207,7 @@ def log_segments(shm_log: str) -> None:
     smm.SharedMemoryManager.create_shared_memory = create
 
 
-def worker_main(sender, net, plan, x, tag, error_file, shm_log, fused, report_progress) -> None:
+def worker_main(sender, net, plan, x, tag, error_file, shm_log, fused, report_progress, records) -> None:
     """Forked worker: build, run, read, stop; results or a one-line error go through ``sender``."""
     os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -221,6 +224,7 @@ def worker_main(sender, net, plan, x, tag, error_file, shm_log, fused, report_pr
         from hardware_sim.lava.builder import build_network, read_outputs
 
         lnet = build_network(net, plan, x, tag=tag, error_file=error_file, fused=fused)
+        monitors = attach_monitors(lnet, records)
         config = Loihi2SimCfg(select_tag=tag, exception_proc_model_map=lnet.model_map)
         chunks = chunk_sizes(plan.n_steps, 10 if report_progress else 1)
         begin = time.perf_counter()
@@ -232,7 +236,7 @@ def worker_main(sender, net, plan, x, tag, error_file, shm_log, fused, report_pr
                 sender.send(("progress", done))
         rows = {role: np.stack([sink.receive() for _ in range(plan.n_steps)]) for role, sink in lnet.sinks.items()}
         seconds = time.perf_counter() - begin
-        sender.send(("ok", read_outputs(lnet, rows, np.float64), seconds))
+        sender.send(("ok", read_outputs(lnet, rows, np.float64), seconds, read_monitors(lnet, monitors)))
     except BaseException as exc:  # noqa: BLE001  (everything goes back to the caller as one line)
         code = 1
         try:

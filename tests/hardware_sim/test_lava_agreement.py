@@ -202,3 +202,24 @@ def test_minilm_short_inputs_agree_with_golden():
     golden = simulate(net, x, mask, precision="float32").outputs["hidden"]
     lava = run_lava(net, x, mask, precision="float32", timeout=600).outputs["hidden"]
     assert rel_max(lava, golden) < TOL
+
+
+@pytest.mark.parametrize("mode", ["bidirectional", "causal"])
+def test_monitored_state_matches_golden_probes(mode):
+    """Calcium, soma sum and offset, Hebbian weights and norm gains read by Lava Monitors."""
+    net = attention_net("exact", mode, heads=2, kv_heads=1)
+    x, mask = inputs(6, B=2, T=4)
+    golden = simulate(net, x, mask, precision="float64", probes=("calcium", "soma", "weights")).probes
+    lava = run_lava(net, x, mask, precision="float64", granularity="fine", probes=("all",), timeout=120).probes
+    assert set(lava) == set(golden)
+    for key, want in golden.items():
+        assert lava[key].shape == want.shape, key
+        np.testing.assert_allclose(lava[key], want, rtol=1e-9, atol=1e-12, err_msg=key)
+
+
+def test_norm_gain_probe_matches_golden():
+    net, _ = dense_net()
+    x, mask = inputs(6, B=2, T=3)
+    golden = simulate(net, x, mask, precision="float64", probes=("soma",)).probes
+    lava = run_lava(net, x, mask, precision="float64", probes=("soma",), timeout=120).probes
+    np.testing.assert_allclose(lava["norm/gain"], golden["norm/gain"], rtol=1e-12)
