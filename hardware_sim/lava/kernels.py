@@ -373,9 +373,17 @@ KERNELS = {
 }
 
 
-def make_kernel(op, net, dtype) -> Kernel:
+# kernel sets by Lava tag: ``fixed_pt`` kernels (the integer functions of hardware_sim.fixed_point,
+# shared with the golden simulator's loihi2 mode) register here with the same interface.
+KERNEL_SETS: dict[str, dict[str, type]] = {"floating_pt": KERNELS}
+
+
+def make_kernel(op, net, dtype, tag: str = "floating_pt") -> Kernel:
+    kernels = KERNEL_SETS.get(tag)
+    if kernels is None:
+        raise SimulationError(f"lava: no {tag} kernels yet (node {op.name!r}); run floating_pt")
     try:
-        cls = KERNELS[op.kind]
+        cls = kernels[op.kind]
     except KeyError:
         raise SimulationError(f"lava: node {op.name!r} has kind {op.kind!r}, which no Lava process runs") from None
     return cls(op, net, dtype)

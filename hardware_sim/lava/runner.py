@@ -25,6 +25,8 @@ from compiler.errors import InputError, SimulationError
 from hardware_sim.lava.probes import attach_monitors, probe_kinds, read_monitors, slice_records, wanted
 from hardware_sim.lava.schedule import make_plan
 
+# precision -> (kernel dtype, Lava tag).  ``loihi2`` -> fixed_pt joins when the fixed_pt kernels and
+# models exist (kernels.KERNEL_SETS, builder.PROCESSES).
 PRECISIONS = {"float32": (np.float32, "floating_pt"), "float64": (np.float64, "floating_pt")}
 GRACE_S = 20.0
 
@@ -86,7 +88,7 @@ def run_lava(net, x, mask=None, precision: str = "float32", granularity: str = "
     x, mask = check_inputs(net, x, mask, precision, tuple(probes))
     kinds = probe_kinds(probes)
     dtype, tag = PRECISIONS[precision]
-    plan = make_plan(net, x.shape[1], x.shape[0], mask, granularity, dtype)
+    plan = make_plan(net, x.shape[1], x.shape[0], mask, granularity, dtype, tag)
     records = wanted(plan, kinds)
     with tempfile.TemporaryDirectory(prefix="tripartite-lava-") as tmp:
         error_file, shm_log = str(Path(tmp) / "error"), str(Path(tmp) / "shm")

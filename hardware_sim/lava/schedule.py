@@ -100,10 +100,11 @@ def partition(net, granularity: str) -> dict[str, str]:
 
 
 def make_plan(net, tokens: int, batch: int, written: np.ndarray | None = None,
-              granularity: str = "fused", dtype=np.float32) -> Plan:
+              granularity: str = "fused", dtype=np.float32, tag: str = "floating_pt") -> Plan:
     """Schedule ``net`` for ``batch`` sequences of ``tokens`` tokens.
 
-    ``written`` (batch, tokens) are the padding-mask weights circuits write with (ones if None).
+    ``written`` (batch, tokens) are the padding-mask weights circuits write with (ones if None);
+    ``tag`` picks the kernel set (floating_pt; fixed_pt once it exists).
     """
     if tokens < 1 or batch < 1:
         raise InputError(f"need at least one sequence of one token, got batch={batch}, tokens={tokens}")
@@ -129,15 +130,18 @@ def make_plan(net, tokens: int, batch: int, written: np.ndarray | None = None,
             src = inputs["x"]
             plan.decoders[op.role] = (src, plan.ready[src] + 1)
             continue
-        schedule_node(net, plan, name, op, inputs, mask, dtype)
+        schedule_node(net, plan, name, op, inputs, mask, dtype, tag)
     last = max((arrival for _, arrival in plan.decoders.values()), default=1)
     plan.n_steps = last + (batch - 1) * P + tokens - 1
     return plan
 
 
-def schedule_node(net, plan: Plan, name, op, inputs, mask, dtype) -> None:
+def schedule_node(net, plan: Plan, name, op, inputs, mask, dtype, tag) -> None:
     """Clock and input delays of one compute node (its producers are already scheduled)."""
-    kernel = make_kernel(op, net, dtype)
+    kernel = make_kernel(op, net, dtype, tag)
+    if op.kind == "features" and op.lowering == "exact" and plan.T > op.m:
+        raise SimulationError(f"lava: node {name!r} has {op.m} slots but the input has {plan.T} tokens; "
+                              f"compile with --max-tokens {plan.T} or more")
     sched = circuit_schedule(net, name)
     R = plan.T if sched is not None and sched.mode == "bidirectional" else 0
     use_mask = sched is None or getattr(sched, "use_padding_mask", True)

@@ -10,7 +10,7 @@ import pytest
 from compiler.errors import InputError, SimulationError, TripartiteError
 from compiler.process import ProcessGraph
 from compiler.process import nodes as pn
-from hardware_sim.lava import LavaTimeoutError, run_lava
+from hardware_sim.lava import LavaTimeoutError, kernels, run_lava
 
 pytestmark = pytest.mark.lava
 
@@ -70,14 +70,25 @@ def test_success_leaves_nothing_behind(clean):
     assert result.outputs["hidden"].shape == (2, 3, 4)
 
 
-def test_model_exception_names_the_node_and_stops(clean):
-    """Six tokens into four slots: the feature neurons fail inside Lava."""
+@pytest.mark.parametrize("granularity", ["fused", "fine"])
+def test_model_exception_names_the_node_and_stops(clean, monkeypatch, granularity):
+    """A kernel raising inside a Lava process model (the worker is forked, so the patch reaches it)."""
+
+    def broken(self, s, inputs):
+        raise FloatingPointError("overflow\nsecond line")
+
+    monkeypatch.setattr(kernels.HebbianKernel, "step", broken)
     x = np.random.default_rng(1).normal(size=(1, 6, 4))
     start = time.perf_counter()
-    with pytest.raises(SimulationError, match=r"node 'feat' \(features\).*4 slots") as info:
-        run_lava(circuit(slots=4), x, timeout=120)
+    with pytest.raises(SimulationError, match=r"node 'hebb' \(hebbian_synapses\).*FloatingPointError") as info:
+        run_lava(circuit(), x, granularity=granularity, timeout=120)
     assert "\n" not in str(info.value)
     assert time.perf_counter() - start < 60
+
+
+def test_too_few_slots_fail_before_lava_starts(clean):
+    with pytest.raises(SimulationError, match=r"'feat' has 4 slots but the input has 6 tokens"):
+        run_lava(circuit(slots=4), np.zeros((1, 6, 4)), timeout=120)
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 5), (3, 4), (1, 0, 4)])
