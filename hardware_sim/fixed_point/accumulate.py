@@ -63,3 +63,21 @@ def rescale(x, x_exp: int, y_exp: int, counter: SaturationCounter | None = None,
             bits: int = STATE_BITS) -> np.ndarray:
     """Move integers from exponent ``x_exp`` to ``y_exp``: ``saturate(shift(x, x_exp - y_exp))``."""
     return saturate(shift(x, x_exp - y_exp), bits, counter, name)
+
+
+def exact_product(a, b) -> np.ndarray:
+    """``a @ b`` (numpy matmul broadcasting) of int64 arrays, exactly.
+
+    Uses a float64 product when ``max|a| max|b| K < 2**53`` (``K`` the summed axis; every partial
+    sum is then an exactly representable integer), else an int64 product, refusing sums that could
+    leave 63 bits.
+    """
+    a = np.asarray(a, dtype=INT)
+    b = np.asarray(b, dtype=INT)
+    k = a.shape[-1]
+    bound = float(np.abs(a).max(initial=0)) * float(np.abs(b).max(initial=0)) * max(k, 1)
+    if bound < 2.0**53:
+        return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(INT)
+    if bound >= 2.0**63:
+        raise ValueError(f"integer product of {k} terms may exceed 63 bits (bound {bound:.3g})")
+    return a @ b

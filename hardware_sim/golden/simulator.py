@@ -27,7 +27,7 @@ class GoldenResult:
 
 def check(net: ProcessGraph, x, mask, precision, probes):
     if precision not in DTYPES:
-        raise InputError(f"golden simulator runs float64 or float32, not {precision!r}")
+        raise InputError(f"golden simulator runs float64, float32 or loihi2, not {precision!r}")
     unknown = set(probes) - set(PROBE_KINDS) - {"all"}
     if unknown:
         raise InputError(f"unknown probe(s) {sorted(unknown)}; choose from {', '.join(PROBE_KINDS)} or all")
@@ -59,7 +59,12 @@ def simulate(net: ProcessGraph, x, mask=None, precision: str = "float64", probes
         feature population, (B, T, ...)); ``all`` for every kind.
     interventions : node name -> {action: array}; see :mod:`hardware_sim.golden.interventions`.
     keep : process node names whose values to return.
+    precision : float64, float32, or loihi2 (integer arithmetic, :mod:`.fixed_simulator`).
     """
+    if precision == "loihi2":
+        from hardware_sim.golden.fixed_simulator import simulate_fixed
+
+        return simulate_fixed(net, x, mask, probes, interventions, keep)
     entry, x, mask, kinds = check(net, x, mask, precision, set(probes))
     dtype = DTYPES[precision]
     B, T = mask.shape

@@ -1,0 +1,172 @@
+"""``loihi2`` behaviour of the attention circuit's plastic synapses and astrocyte.
+
+Exponents: feature activity ``e_f``, values ``e_v``, Hebbian weights ``e_w = quant["w_exp"]`` of the
+synapses, calcium ``e_c``, soma ``e_z``, reciprocal ``e_r`` (``calcium_exp``, ``soma_exp``,
+``recip_exp`` of the astrocyte), output ``e_y``.  ``sat`` saturates to 24 bits and counts.
+
+- Hebbian write: ``H^g = sat(shift(sum_t v_t f^g(k_t)^T, e_v + e_f - e_w))`` (exact sums; causal
+  reads see the running sum).  Exact slots: ``H_j = v_j``.
+- Calcium: ``c = sat(shift(sum_t f(k_t), e_f - e_c))`` (running sum when causal).
+- Process response ``r_j = sat(shift(c_j f_j(q), e_c + e_f - e_p))``, ``e_p = e_c + e_f + 22``;
+  soma ``z = sat(shift(sum_j r_j, e_p - e_z))``; ``R = reciprocal_fixed(z, e_z, e_r)`` (``z + eps``
+  when ``eps > 0``; a soma with ``z = 0`` outputs 0).
+- Gliotransmission scales the output synapses by ``1/z``: gated (exact) circuits compute the
+  normalised gates ``a_j = sat(shift(r_j R, e_p + e_r + 22))`` (exponent -22, ``0 <= a_j <= 1``) and
+  ``y = sat(shift(sum_j H_j a_j, -22 + e_w - e_y))``; ungated ones the read-out
+  ``u = sat(shift(H f(q), e_w + e_f - e_u))`` (``e_u`` the synapses' ``exp``) and
+  ``y = sat(shift(u R, e_u + e_r - e_y))``.
+- Interventions: scales are Q1.22 integers ``round(s 2**22)`` multiplying calcium or weights,
+  ``x' = sat(shift(x s_q, -22))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hardware_sim.fixed_point import (
+    STATE_BITS,
+    TABLE_FRAC,
+    exact_product,
+    quantize,
+    reciprocal_fixed,
+    saturate,
+    shift,
+    to_float,
+)
+from hardware_sim.golden.circuit import grouped, trajectory
+from hardware_sim.golden.features import heads
+from hardware_sim.golden.fixed_features import FixedFeatures, probe_activity, slot_response_step
+from hardware_sim.golden.fixed_registry import Fx, fixed_behaviour, qexp
+
+GATE_EXP = -TABLE_FRAC
+
+
+@dataclass
+class FixedHebbian:
+    """Integer Hebbian weights ``H`` (B, G, v_head_dim, m) at ``w_exp`` (after all writes) and, for
+    ungated synapses, the read-out ``u`` (B, H, T, v_head_dim) at ``u_exp``."""
+
+    op: object
+    weights: np.ndarray
+    w_exp: int
+    u: np.ndarray | None = None
+    u_exp: int = 0
+
+
+def scale_q22(x, scale, counter, name: str) -> np.ndarray:
+    """``sat(shift(x round(scale 2**22), -22))``: an intervention's scale applied to integers."""
+    if scale is None:
+        return x
+    return saturate(shift(x * quantize(scale, -TABLE_FRAC, 32), -TABLE_FRAC), STATE_BITS, counter, name)
+
+
+def hebbian_write_step(v, fk, v_exp: int, f_exp: int, w_exp: int, counter, name: str) -> np.ndarray:
+    """``H = sat(shift(v^T f(k), e_v + e_f - e_w))``: v (..., T, dv), fk (..., T, m) -> (..., dv, m)."""
+    return saturate(shift(exact_product(np.swapaxes(v, -1, -2), fk), v_exp + f_exp - w_exp), STATE_BITS, counter,
+                    name)
+
+
+def hebbian_read_step(H, fq, f_exp: int, w_exp: int, u_exp: int, counter, name: str) -> np.ndarray:
+    """``u = sat(shift(H f(q), e_w + e_f - e_u))``: H (..., dv, m), fq (..., Tq, m) -> (..., Tq, dv)."""
+    return saturate(shift(exact_product(fq, np.swapaxes(H, -1, -2)), w_exp + f_exp - u_exp), STATE_BITS, counter,
+                    name)
+
+
+def causal_hebbian(op, v, fk, fq, v_exp, f_exp, w_exp, u_exp, scale, counter):
+    """Reads of query t see the weights after write t: ``u_t = H_t f(q_t)`` (loop over tokens)."""
+    B, G, T, dv = v.shape
+    r = op.n_heads // op.n_kv_heads
+    fq = fq.reshape(B, G, r, T, -1)
+    acc = np.zeros((B, G, dv, fk.shape[-1]), dtype=np.int64)
+    u = np.empty((B, G, r, T, dv), dtype=np.int64)
+    H = acc
+    for t in range(T):
+        acc = acc + exact_product(v[:, :, t, :, None], fk[:, :, t, None, :])
+        H = scale_q22(saturate(shift(acc, v_exp + f_exp - w_exp), STATE_BITS, counter, op.name), scale, counter,
+                      op.name)
+        u[:, :, :, t] = hebbian_read_step(H, fq[:, :, :, t], f_exp, w_exp, u_exp, counter, op.name)
+    return u.reshape(B, op.n_heads, T, dv), H
+
+
+@fixed_behaviour("hebbian_synapses")
+def hebbian(op, args, run):
+    """Outer-product writes; ungated synapses also transmit ``u = H f(q)`` in read phases."""
+    feats: FixedFeatures = args["pre"]
+    teacher: Fx = args["teacher"]
+    v = heads(teacher.q, op.n_kv_heads)
+    w_exp, u_exp = qexp(op, "w_exp"), qexp(op)
+    scale = run.intervention(op.name, "weight_scale")
+    u = None
+    if op.gated or feats.schedule.mode != "causal":
+        H = hebbian_write_step(v, feats.write, teacher.exp, feats.exp, w_exp, run.counter, op.name)
+        H = scale_q22(H, scale, run.counter, op.name)
+        if not op.gated:
+            B, Hn, T, m = feats.read.shape
+            u = hebbian_read_step(H, grouped(feats.read, op.n_kv_heads), feats.exp, w_exp, u_exp, run.counter,
+                                  op.name).reshape(B, Hn, T, -1)
+    else:
+        u, H = causal_hebbian(op, v, feats.write, feats.read, teacher.exp, feats.exp, w_exp, u_exp, scale,
+                              run.counter)
+    run.probe("weights", op.name, "weights", to_float(H, w_exp))
+    return FixedHebbian(op, H, w_exp, u, u_exp)
+
+
+def soma_step(c, f, c_exp: int, f_exp: int, z_exp: int, r_exp: int, eps: float, counter, name: str):
+    """Process responses ``r`` (exponent ``e_p``), soma ``z`` (``z_exp``) and ``R = 1/z`` (``r_exp``)."""
+    p_exp = c_exp + f_exp + TABLE_FRAC
+    r = saturate(shift(c * f, c_exp + f_exp - p_exp), STATE_BITS, counter, name)
+    z = saturate(shift(r.sum(axis=-1), p_exp - z_exp), STATE_BITS, counter, name)
+    if eps > 0:
+        zz = z + quantize(eps, z_exp, STATE_BITS, counter, name)
+        return r, p_exp, z, reciprocal_fixed(zz, z_exp, r_exp, counter, name), np.ones(z.shape, bool)
+    alive = z > 0
+    recip = reciprocal_fixed(np.where(alive, z, 1), z_exp, r_exp, counter, name)
+    return r, p_exp, z, np.where(alive, recip, 0), alive
+
+
+def gated_output_step(r, recip, H, p_exp: int, r_exp: int, w_exp: int, y_exp: int, n_kv: int, counter, name: str):
+    """``a = r/z`` (exponent -22) and ``y = sum_j H_j a_j`` at ``y_exp``: r (B, H, T, m) -> (B, H, T, dv)."""
+    a = saturate(shift(r * recip[..., None], p_exp + r_exp - GATE_EXP), STATE_BITS, counter, name)
+    B, Hn, T, m = a.shape
+    y = exact_product(grouped(a, n_kv), np.swapaxes(H, -1, -2)).reshape(B, Hn, T, -1)
+    return saturate(shift(y, GATE_EXP + w_exp - y_exp), STATE_BITS, counter, name)
+
+
+@fixed_behaviour("astrocyte")
+def astrocyte(op, args, run):
+    """Calcium integration, process responses, soma sum (and offset) and divisive gain (module docstring)."""
+    feats: FixedFeatures = args["features"]
+    syn: FixedHebbian = args["synapses"]
+    c_exp, z_exp, r_exp, y_exp = qexp(op, "calcium_exp"), qexp(op, "soma_exp"), qexp(op, "recip_exp"), qexp(op)
+    acc = trajectory(feats.write, feats.schedule.mode == "causal")
+    calcium = saturate(shift(np.repeat(acc, feats.group, axis=1), feats.exp - c_exp), STATE_BITS, run.counter,
+                       op.name)
+    offset = None
+    if feats.potential is not None:
+        feats.read, offset = slot_response_step(feats.potential, calcium > 0, feats.score_exp, feats.exp,
+                                                run.counter, feats.op.name)
+    calcium = scale_q22(calcium, run.intervention(op.name, "calcium_scale"), run.counter, op.name)
+    r, p_exp, z, recip, alive = soma_step(calcium, feats.read, c_exp, feats.exp, z_exp, r_exp, op.eps, run.counter,
+                                          op.name)
+    if syn.op.gated:
+        y = gated_output_step(r, recip, syn.weights, p_exp, r_exp, syn.w_exp, y_exp, syn.op.n_kv_heads,
+                              run.counter, op.name)
+    else:
+        y = saturate(shift(syn.u * recip[..., None], syn.u_exp + r_exp - y_exp), STATE_BITS, run.counter, op.name)
+    B, H, T, dv = y.shape
+    record_probes(op, feats, run, calcium, c_exp, z, z_exp, offset, T)
+    return Fx(y.transpose(0, 2, 1, 3).reshape(B, T, H * dv), y_exp)
+
+
+def record_probes(op, feats, run, calcium, c_exp, z, z_exp, offset, T):
+    """The float simulator's probes, as values of the integers: calcium, soma sum, offset, activity."""
+    if "calcium" in run.probe_kinds:
+        B, H, _, m = calcium.shape
+        c = np.broadcast_to(to_float(calcium, c_exp), (B, H, T, m))
+        run.probe("calcium", op.name, "calcium", c.transpose(0, 2, 1, 3))
+    run.probe("soma", op.name, "soma_sum", to_float(z, z_exp).transpose(0, 2, 1))
+    if offset is not None:
+        run.probe("soma", op.name, "soma_offset", to_float(offset, feats.score_exp).transpose(0, 2, 1))
+        probe_activity(run, feats)

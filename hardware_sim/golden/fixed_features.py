@@ -1,0 +1,120 @@
+"""``loihi2`` behaviour of feature populations (exact slot circuits).
+
+Heads are laid out (B, heads, T, ...) as in :mod:`.features`.  Feature activity is 24-bit at
+``e_f = quant["exp"]`` (a response of 1 is ``2**-e_f``); slot potentials are 24-bit at
+``e_s = quant["score_exp"]``.
+
+- Write of token t: slot t fires ``w_t 2**-e_f`` and its afferent synapses store the key payloads
+  ``k_t`` (exponent ``e_k``) unchanged.
+- Read of query q (exponent ``e_q``): ``A_j = sum_d q_d K_jd`` exactly (exponent ``e_q + e_k``);
+  the scale is a 24-bit mantissa ``scale = S 2**e_S`` (``S`` in ``[2**22, 2**23)``):
+  ``a = sat32(shift(A, e_q + e_k - e_a))`` with ``e_a = e_s - e_S - 23``, then
+  ``l = sat24(shift(a S, -23))`` = ``scale q.K_j`` at ``e_s``.
+- The soma offset is ``s = max_j l_j`` over written slots (exact, integer) and the slot response
+  ``f_j = exp_fixed(l_j - s, e_s, e_f)`` (0 for unwritten slots); computed by the astrocyte
+  (:func:`slot_response_step`) once it knows which slots hold calcium.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from compiler.errors import SimulationError
+from hardware_sim.fixed_point import INT, STATE_BITS, exact_product, exp_fixed, saturate, shift, to_float
+from hardware_sim.golden.features import heads
+from hardware_sim.golden.fixed_registry import Fx, fixed_behaviour, qexp
+
+SCALE_BITS = 23
+ACC_BITS = 32
+
+
+@dataclass
+class FixedFeatures:
+    """Integer feature activity: ``write`` (B, G, T, m) and ``read`` (B, H, T, m) at ``exp``; exact
+    slots hold ``potential`` (B, H, T, m) at ``score_exp`` instead of ``read`` until the astrocyte's
+    offset is known."""
+
+    op: object
+    schedule: object
+    write: np.ndarray
+    exp: int
+    read: np.ndarray | None = None
+    potential: np.ndarray | None = None
+    score_exp: int = 0
+
+    @property
+    def group(self) -> int:
+        return self.op.n_heads // self.op.n_kv_heads
+
+
+@dataclass(frozen=True)
+class ScoreParams:
+    """Integer parameters of the slot potential ``l = scale q.K``."""
+
+    scale: int
+    scale_exp: int
+    qk_exp: int
+    score_exp: int
+
+
+def score_params(op, q_exp: int, k_exp: int) -> ScoreParams:
+    if op.scale <= 0:
+        raise SimulationError(f"golden loihi2: node {op.name!r} has a non-positive scale {op.scale}")
+    frac, e = math.frexp(op.scale)  # scale = frac 2**e, frac in [0.5, 1)
+    mant = math.floor(frac * 2**SCALE_BITS + 0.5)
+    return ScoreParams(mant, e - SCALE_BITS, q_exp + k_exp, qexp(op, "score_exp"))
+
+
+def score_step(p: ScoreParams, q, keys, counter, name: str) -> np.ndarray:
+    """``l = scale q.K_j`` at ``score_exp``: q (..., Tq, d), keys (..., m, d) -> (..., Tq, m)."""
+    acc = exact_product(q, np.swapaxes(keys, -1, -2))
+    a_exp = p.score_exp - p.scale_exp - SCALE_BITS
+    a = saturate(shift(acc, p.qk_exp - a_exp), ACC_BITS, counter, name)
+    return saturate(shift(a * p.scale, -SCALE_BITS), STATE_BITS, counter, name)
+
+
+def slot_response_step(potential, written, score_exp: int, f_exp: int, counter, name: str):
+    """Offset ``s`` = max potential over written slots (0 if none) and ``f = exp(l - s)`` at ``f_exp``."""
+    floor = -(1 << (STATE_BITS + 1))
+    masked = np.where(written, potential, floor)
+    s = masked.max(axis=-1, keepdims=True)
+    s = np.where(s > floor, s, 0)
+    f = exp_fixed(np.where(written, potential - s, floor), score_exp, f_exp, counter, name)
+    return np.where(written, f, 0), s[..., 0]
+
+
+def slot_writes_int(op, w: np.ndarray, f_exp: int) -> np.ndarray:
+    """(B, G, T, m): slot t fires ``w_t`` (payload ``2**-f_exp``) in the write phase of token t."""
+    B, T = w.shape
+    if T > op.m:
+        raise SimulationError(f"golden: node {op.name!r} has {op.m} slots but the input has {T} tokens; "
+                              f"compile with --max-tokens {T} or more")
+    eye = np.eye(T, op.m, dtype=INT) << INT(-f_exp)
+    return np.broadcast_to(w[:, None, :, None] * eye[None, None], (B, op.n_kv_heads, T, op.m))
+
+
+@fixed_behaviour("features")
+def features(op, args, run):
+    """Exact slots: write-phase firing and stored keys, read-phase potentials (module docstring)."""
+    if op.lowering != "exact":
+        raise SimulationError(f"golden loihi2: node {op.name!r} uses the {op.lowering!r} lowering; the loihi2 "
+                              "precision supports exact circuits; compile with lowering='exact'")
+    key: Fx = args["key"]
+    query: Fx = args["query"]
+    schedule = run.schedule(op.schedule)
+    f_exp = qexp(op)
+    write = slot_writes_int(op, run.written_int(schedule), f_exp)
+    k, q = heads(key.q, op.n_kv_heads), heads(query.q, op.n_heads)
+    keys = np.swapaxes(write != 0, -1, -2).astype(INT) @ k  # slot j stores k_j (exact copy)
+    B, H, T, d = q.shape
+    p = score_params(op, query.exp, key.exp)
+    potential = score_step(p, q.reshape(B, op.n_kv_heads, -1, d), keys, run.counter, op.name)
+    return FixedFeatures(op, schedule, write, f_exp, potential=potential.reshape(B, H, T, op.m),
+                         score_exp=p.score_exp)
+
+
+def probe_activity(run, feats: FixedFeatures) -> None:
+    run.probe("activity", feats.op.name, "activity", to_float(feats.read, feats.exp).transpose(0, 2, 1, 3))
