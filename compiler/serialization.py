@@ -30,7 +30,7 @@ def save_archive(path: str | Path, structure: dict[str, Any], arrays: dict[str, 
         if value.dtype == object:
             raise SerializationError(f"{path}: array {key!r} has dtype object; store numeric arrays only")
     with open(path, "wb") as handle:
-        np.savez_compressed(handle, **{STRUCTURE_KEY: blob}, **arrays)
+        np.savez(handle, **{STRUCTURE_KEY: blob}, **arrays)
     return path
 
 
