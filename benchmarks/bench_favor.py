@@ -60,8 +60,9 @@ def measure(features: list[int], seeds: int) -> list[dict]:
                 out = simulate(net, x, mask, keep=[target]).values[target]
                 seconds.append(time.perf_counter() - start)
                 errors.append(relative_error(out, reference, mask))
-            rows.append({"features": m, "orthogonal": orthogonal, "seeds": seeds, "rel_err_mean": float(np.mean(errors)),
-                         "rel_err_std": float(np.std(errors)), "simulate_s": float(np.mean(seconds))})
+            rows.append({"features": m, "orthogonal": orthogonal, "seeds": seeds,
+                         "rel_err_mean": float(np.mean(errors)), "rel_err_std": float(np.std(errors)),
+                         "simulate_s": float(np.mean(seconds))})
             print(f"  m={m:6d} {'orthogonal' if orthogonal else 'iid':10s} rel err {np.mean(errors):.4f}", flush=True)
     return rows
 
