@@ -1,0 +1,111 @@
+"""Run every benchmark, then write benchmarks/results/summary.json and summary.md (a Markdown table).
+
+``make bench`` calls this.  Each benchmark is its own script (printing its own table and writing
+its own JSON under benchmarks/results/); this file runs them one after another in fresh
+interpreters and condenses their JSON into one table with the machine it ran on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SCRIPTS = ["bench_golden.py", "bench_lava.py", "bench_favor.py", "bench_fidelity.py"]
+
+
+def run_scripts() -> dict[str, float]:
+    seconds = {}
+    for script in SCRIPTS:
+        path = ROOT / "benchmarks" / script
+        if not path.exists():
+            print(f"== {script}: not present, skipped", flush=True)
+            continue
+        print(f"== {script}", flush=True)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, str(path)], check=True, cwd=ROOT)
+        seconds[script] = time.perf_counter() - start
+    return seconds
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def golden_rows(data: dict) -> list[tuple[str, str, str]]:
+    g, c = data["golden_vs_reference"], data["compile_minilm"]
+    return [
+        ("golden / float reference time (6x384 BERT, 128 tokens, float64, exact)",
+         f"{g['ratio']:.2f}x (rel err {g['rel_err']:.1e})", "<= 3x"),
+        ("compile all-MiniLM-L6-v2", f"{c.get('seconds', float('nan')):.2f} s", "<= 5 s"),
+    ]
+
+
+def lava_rows(data: dict) -> list[tuple[str, str, str]]:
+    rows = []
+    for r in data["rows"]:
+        if r["backend"] == "golden":
+            continue
+        rows.append((f"{r['backend']} vs golden per token ({r['model']}, {r['tokens']} tokens, "
+                     f"{r['processes']} Lava processes)",
+                     f"{r['ratio_vs_golden']:.1f}x ({r['per_token_ms']:.1f} ms/token)",
+                     "<= 20x (fused, MiniLM)" if "MiniLM" in r["model"] and r["backend"] == "lava-fused" else ""))
+    return rows
+
+
+def favor_rows(data: dict) -> list[tuple[str, str, str]]:
+    return [(f"favor m={r['features']} ({'orthogonal' if r['orthogonal'] else 'iid'}), MiniLM {data['node']} "
+             "output rel err", f"{r['rel_err_mean']:.3f} ± {r['rel_err_std']:.3f}", "") for r in data["rows"]]
+
+
+def fidelity_rows(data: dict) -> list[tuple[str, str, str]]:
+    keys = [k for k in ("cosine_mean", "cosine_min") if k in data]
+    targets = {"cosine_mean": ">= 0.995", "cosine_min": ">= 0.98"}
+    return [(f"loihi2 vs float MiniLM embeddings: {k}", f"{data[k]:.5f}", targets[k]) for k in keys]
+
+
+SUMMARISERS = {"golden.json": golden_rows, "lava.json": lava_rows, "favor.json": favor_rows,
+               "fidelity.json": fidelity_rows}
+
+
+def summarise(seconds: dict[str, float]) -> dict:
+    rows = []
+    for name, fn in SUMMARISERS.items():
+        data = load(name)
+        if data is not None:
+            try:
+                rows += fn(data)
+            except (KeyError, TypeError) as exc:
+                rows.append((f"{name}: unreadable ({exc})", "", ""))
+    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return {"machine": machine, "date": time.strftime("%Y-%m-%d"), "script_seconds": seconds,
+            "rows": [{"measure": m, "result": r, "target": t} for m, r, t in rows]}
+
+
+def markdown(summary: dict) -> str:
+    lines = [f"Measured {summary['date']} on {summary['machine']}.", "", "| measure | result | target |",
+             "|---|---|---|"]
+    lines += [f"| {r['measure']} | {r['result']} | {r['target']} |" for r in summary["rows"]]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    only_summary = "--summary-only" in sys.argv
+    seconds = {} if only_summary else run_scripts()
+    summary = summarise(seconds)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2))
+    (RESULTS / "summary.md").write_text(markdown(summary))
+    print("\n" + markdown(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
