@@ -197,33 +197,32 @@ class Attention(AttentionNode):
         return out.transpose(0, 2, 1, 3).reshape(B, T, H * self.v_head_dim)
 
 
-@dataclass
-class Add(AttentionNode):
-    """Residual sum ``y = a + b``."""
+class Elementwise(AttentionNode):
+    """Base of two-input elementwise ops: both inputs share one per-token shape."""
 
-    kind: ClassVar[str] = "add"
     ports: ClassVar[tuple[str, ...]] = ("a", "b")
 
     def output_shape(self, shapes):
         if shapes["a"] != shapes["b"]:
-            self.mismatch("b", shapes["b"], shapes["a"], "both summands need the same width")
+            self.mismatch("b", shapes["b"], shapes["a"], f"both inputs of {self.kind} need the same width")
         return shapes["a"]
+
+
+@dataclass
+class Add(Elementwise):
+    """Residual sum ``y = a + b``."""
+
+    kind: ClassVar[str] = "add"
 
     def evaluate(self, args, ctx):
         return args["a"] + args["b"]
 
 
 @dataclass
-class Mul(AttentionNode):
+class Mul(Elementwise):
     """Elementwise product ``y = a * b`` (the gate of SwiGLU)."""
 
     kind: ClassVar[str] = "mul"
-    ports: ClassVar[tuple[str, ...]] = ("a", "b")
-
-    def output_shape(self, shapes):
-        if shapes["a"] != shapes["b"]:
-            self.mismatch("b", shapes["b"], shapes["a"], "both factors need the same width")
-        return shapes["a"]
 
     def evaluate(self, args, ctx):
         return args["a"] * args["b"]
