@@ -10,12 +10,14 @@ when no simulator is importable: ranges propagated from weight statistics.
 Each node's ``quant`` records (formats in docs/fixed_point.md; value = integer * 2**exp)::
 
     every activity node   range (calibrated max |x|), exp, bits (24)
-    synapses              w_exp, w_bits (8), w_rel_error (relative RMS weight error)
+    synapses              w_exp (group), w_row_exp (one per post-synaptic row: what the loihi2
+                          arithmetic uses), w_bits (8), w_rel_error (relative RMS error, per row)
     population            in_exp (the summed or product input u), exp (after the response)
     norm_astrocyte        gain_exp (1/sqrt(var + eps)), w_exp (24-bit gain weights), exp
     features              score_exp (scale q.k, Cauchy-Schwarz bound), exp (feature activity)
     hebbian_synapses      w_exp (24-bit plastic weights), exp (read-out u)
-    astrocyte             calcium_exp, soma_exp (z), recip_exp (1/z), exp (gated output)
+    astrocyte             calcium_exp, soma_exp (z; exact circuits: range at least the slot count),
+                          recip_exp (1/z), exp (gated output)
 
 ``exp = exponent_for(HEADROOM * range, 24)``: a factor-2 headroom above the calibrated range;
 whatever still overflows is saturated and counted at run time.
@@ -125,6 +127,16 @@ def simulated_ranges(net, x, mask) -> dict[str, dict[str, float]]:
     return ranges
 
 
+def exact_soma_bounds(net, ranges) -> None:
+    """Raise the soma range of exact circuits to their slot count: every written slot adds at most
+    ``exp(0) = 1`` to ``z``, so ``z <= m`` holds for any input, however long or flat its attention."""
+    for op in net.of_kind("astrocyte"):
+        feats = net.node(net.inputs_of(op.name)["features"])
+        if feats.lowering == "exact":
+            r = ranges.setdefault(op.name, {})
+            r["soma_sum"] = max(r.get("soma_sum", 0.0), float(feats.m))
+
+
 def _head_norm(a, heads: int, mask) -> float:
     a = np.asarray(a, dtype=np.float64)
     a = a.reshape(*a.shape[:-1], heads, -1)
@@ -164,9 +176,11 @@ def _activity(op, r):
 def _synapses(op, r):
     _activity(op, r)
     if op.weight is not None:
-        m, e = quantize_weights(op.weight)
-        err = float(np.sqrt(np.mean((dequantize_weights(m, e) - op.weight) ** 2) / max(np.mean(op.weight**2), 1e-300)))
-        op.quant.update(w_exp=int(e), w_bits=WEIGHT_BITS, w_rel_error=err)
+        m, e = quantize_weights(op.weight, axis=0)
+        err = float(np.sqrt(np.mean((dequantize_weights(m, e, axis=0) - op.weight) ** 2)
+                            / max(np.mean(op.weight**2), 1e-300)))
+        op.quant.update(w_exp=int(quantize_weights(op.weight)[1]), w_row_exp=[int(v) for v in e],
+                        w_bits=WEIGHT_BITS, w_rel_error=err)
 
 
 def _population(op, r):
@@ -213,6 +227,7 @@ class Quantize(Pass):
             ranges = simulated_ranges(graph, x, mask)
         except ImportError:
             ranges, source = weight_ranges(graph, _max_abs(x, mask)), "weight statistics (no simulator)"
+        exact_soma_bounds(graph, ranges)
         for name in graph.order():
             op = graph.node(name)
             RECORDS[op.kind](op, ranges.get(name, {}))

@@ -34,6 +34,16 @@ def _best_exponent(w: np.ndarray, bits: int) -> int:
     return best
 
 
+def _best_exponents(rows: np.ndarray, bits: int) -> np.ndarray:
+    """:func:`_best_exponent` of every row of a 2-D array, vectorised (same candidates and ties)."""
+    e0 = np.array([exponent_for(float(v), bits) for v in np.max(np.abs(rows), axis=1, initial=0.0)], dtype=INT)
+    errs = []
+    for k in range(CANDIDATES):
+        e = (e0 - k)[:, None]
+        errs.append(np.sum((rows - np.ldexp(_mantissa(rows, e, bits).astype(np.float64), e)) ** 2, axis=1))
+    return e0 - np.argmin(np.stack(errs, axis=1), axis=1).astype(INT)
+
+
 def quantize_weights(w, bits: int = WEIGHT_BITS, axis: int | None = None):
     """Return ``(mantissa, exponent)`` with ``w ~= mantissa * 2**exponent``.
 
@@ -54,7 +64,7 @@ def quantize_weights(w, bits: int = WEIGHT_BITS, axis: int | None = None):
         e = _best_exponent(w, bits)
         return _mantissa(w, e, bits), e
     moved = np.moveaxis(w, axis, 0)
-    exps = np.array([_best_exponent(row, bits) for row in moved], dtype=INT)
+    exps = _best_exponents(moved.reshape(moved.shape[0], -1), bits)
     shape = [1] * w.ndim
     shape[axis] = -1
     return _mantissa(w, exps.reshape(shape), bits), exps

@@ -6,8 +6,8 @@ per population, ``node.quant["exp"]``).  Equations (``e_*`` exponents, ``shift``
 
 - input encoder: ``q = sat(round(x 2**-e))``.
 - synapses: ``y = sat(shift(M x, e_w + e_x - e_y) + b_q)``, ``M`` the 8-bit mantissas of ``W`` at
-  ``quant["w_exp"]`` (an int, or one per post row), ``b_q`` the bias at ``e_y``; one-to-one:
-  ``y = sat(shift(x, e_x - e_y))``.
+  ``quant["w_row_exp"]`` (one exponent per post row; the group's ``w_exp`` when absent), ``b_q`` the
+  bias at ``e_y``; one-to-one: ``y = sat(shift(x, e_x - e_y))``.
 - population: ``u = sat(sum_p shift(in_p, e_p - e_u))`` (product: ``u = sat(shift(in0 in1, e_0 + e_1 -
   e_u))``), ``e_u = quant["in_exp"]``; then identity ``y = sat(shift(u, e_u - e_y))``, activation
   ``y = activation_fixed(f, u, e_u, e_y)``, rotary ``y = sat(shift(a C - b S, e_u - 22 - e_y))`` with
@@ -76,8 +76,8 @@ def synapse_params(op, x_exp: int, counter, name: str) -> SynapseParams:
     if op.weight is None:
         m, w_exp = None, 0
     else:
-        w_exp = op.quant.get("w_exp")
-        w_exp = np.asarray(w_exp, dtype=INT) if isinstance(w_exp, list) else qexp(op, "w_exp")
+        rows = op.quant.get("w_row_exp")
+        w_exp = np.asarray(rows, dtype=INT) if rows is not None else qexp(op, "w_exp")
         m = mantissas(op.weight, w_exp)
     b = None if op.bias is None else quantize(op.bias, y_exp, STATE_BITS, counter, name)
     return SynapseParams(m, w_exp, b, x_exp, y_exp)
