@@ -42,7 +42,7 @@ def measure(name: str, net, tokens: int, granularities, repeats: int) -> list[di
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1, tokens, net.of_kind("input_encoder")[0].size))
     mask = np.ones((1, tokens), dtype=bool)
-    t_gold, golden = best_of(lambda: simulate(net, x, mask, precision="float32"), max(repeats, 3))
+    t_gold, golden = best_of(lambda: simulate(net, x, mask, precision="float32"), max(5 * repeats, 10))
     want = golden.outputs["hidden"]
     rows = [{"model": name, "backend": "golden", "processes": 0, "steps": 0, "tokens": tokens,
              "run_s": t_gold, "steady_s": t_gold, "per_token_ms": 1e3 * t_gold / tokens, "rel_err": 0.0}]
