@@ -4,6 +4,12 @@ Inputs are quantised at the input encoder's exponent; every node then computes 2
 payloads with its population exponent (:mod:`.fixed_registry`).  Outputs, kept values and probes
 are returned as float64 values ``q 2**exp`` (exact: every one is an integer scaled by a power of
 two), and ``saturations`` counts the clamped values per node.
+
+Padding tokens (mask false) are not part of the computation on a chip (they are never sent), but a
+batched simulation still computes something at their positions: here they carry a copy of their
+sequence's first real token, so their values stay in the calibrated ranges and no saturation is
+counted for a token that does not exist.  Their outputs are meaningless (as in the float simulator)
+and real tokens never see them (padding is never written into a circuit).
 """
 
 from __future__ import annotations
@@ -21,6 +27,15 @@ def _float(value):
     return value.value() if isinstance(value, Fx) else value
 
 
+def stand_in_padding(x, mask) -> np.ndarray:
+    """``x`` with every padding token replaced by its sequence's first real token (module docstring)."""
+    if mask.all():
+        return x
+    first = np.argmax(mask, axis=1)
+    stand_in = x[np.arange(x.shape[0]), first][:, None, :]
+    return np.where(mask[..., None], x, stand_in)
+
+
 def simulate_fixed(net, x, mask=None, probes=(), interventions=None, keep=()):
     """Run ``net`` (compiled with precision loihi2) in integer arithmetic; see
     :func:`hardware_sim.golden.simulator.simulate` for the arguments."""
@@ -31,6 +46,7 @@ def simulate_fixed(net, x, mask=None, probes=(), interventions=None, keep=()):
     run = FixedRun(net=net, dtype=np.float64, mask=mask, positions=np.broadcast_to(np.arange(T), (B, T)),
                    probe_kinds=kinds, interventions=normalise(net, interventions, B, np.float64))
     e_in = qexp(net.node(entry))
+    x = stand_in_padding(x, mask)
     values = {entry: Fx(quantize(x, e_in, STATE_BITS, run.counter, entry), e_in)}
     users = {n: net.g.out_degree(n) for n in net.g.nodes}
     kept = set(keep)
