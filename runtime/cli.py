@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--chip", default="loihi2", help="loihi2, loihi1 or a chip description JSON file")
     rp.add_argument("--costs", metavar="FILE", help="JSON overriding per-operation energy/time costs")
     rp.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    rp.add_argument("--tokens", type=int, default=None,
+                    help="context length for the Lava time-step count (default: the network's max tokens)")
 
     e = sub.add_parser("export", help="export a compiled network for Loihi-class toolchains")
     e.add_argument("net")

@@ -105,6 +105,7 @@ def cmd_report(args) -> int:
     net = load_net(args.net)
     chip = load_chip(args.chip, overrides=args.costs)
     summary = resources(net, chip)
+    summary.update(lava_schedule(net, args.tokens))
     if args.json:
         print(json.dumps(summary, indent=2, default=float))
     else:
@@ -120,6 +121,20 @@ def cmd_report(args) -> int:
 
         Console().print(table)
     return 0
+
+
+def lava_schedule(net, tokens: int | None) -> dict:
+    """Lava time steps of one sequence of ``tokens`` tokens, per granularity (see docs/lava_schedule.md)."""
+    from hardware_sim.lava.schedule import lava_steps
+
+    tokens = tokens or int(net.meta.get("max_tokens", 128))
+    out: dict = {"lava_tokens": tokens}
+    for granularity in ("fused", "fine"):
+        steps = lava_steps(net, tokens, 1, granularity=granularity)
+        out[f"lava_{granularity}_processes"] = steps["processes"]
+        out[f"lava_{granularity}_steps"] = steps["total"]
+        out[f"lava_{granularity}_steps_per_token"] = steps["per_token"]
+    return out
 
 
 def cmd_export(args) -> int:
