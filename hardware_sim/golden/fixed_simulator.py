@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.errors import SimulationError
-from hardware_sim.fixed_point import STATE_BITS, quantize
+from hardware_sim.fixed_point import STATE_BITS, SaturationCounter, quantize
 from hardware_sim.golden import fixed_circuit, fixed_features, fixed_neurons  # noqa: F401  (register behaviours)
 from hardware_sim.golden.fixed_registry import FIXED_BEHAVIOURS, FixedRun, Fx, qexp
 from hardware_sim.golden.interventions import normalise
@@ -46,8 +46,8 @@ def simulate_fixed(net, x, mask=None, probes=(), interventions=None, keep=()):
     run = FixedRun(net=net, dtype=np.float64, mask=mask, positions=np.broadcast_to(np.arange(T), (B, T)),
                    probe_kinds=kinds, interventions=normalise(net, interventions, B, np.float64))
     e_in = qexp(net.node(entry))
-    x = stand_in_padding(x, mask)
-    values = {entry: Fx(quantize(x, e_in, STATE_BITS, run.counter, entry), e_in)}
+    quantize(x[mask], e_in, STATE_BITS, run.counter, entry)  # saturations of the real tokens
+    values = {entry: Fx(quantize(stand_in_padding(x, mask), e_in, STATE_BITS, SaturationCounter(), entry), e_in)}
     users = {n: net.g.out_degree(n) for n in net.g.nodes}
     kept = set(keep)
     outputs = {}
