@@ -9,41 +9,47 @@ reads through a channel.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
-from lava.proc.io.source import RingBuffer
+from lava.proc.io.source import PySendModelFloat, RingBuffer
 
 from compiler.errors import SimulationError
-from hardware_sim.lava.astrocyte.models import PyAstrocyteProcessModelFloat
+from hardware_sim.lava.astrocyte.models import PyAstrocyteProcessModelFixed, PyAstrocyteProcessModelFloat
 from hardware_sim.lava.astrocyte.process import AstrocyteProcess
-from hardware_sim.lava.block.models import PyCircuitBlockModelFloat
+from hardware_sim.lava.block.models import PyCircuitBlockModelFixed, PyCircuitBlockModelFloat
 from hardware_sim.lava.block.process import CircuitBlock
 from hardware_sim.lava.engine import model_class
-from hardware_sim.lava.features.models import PyFeatureNeuronsModelFloat
+from hardware_sim.lava.features.models import PyFeatureNeuronsModelFixed, PyFeatureNeuronsModelFloat
 from hardware_sim.lava.features.process import FeatureNeurons
-from hardware_sim.lava.hebbian.models import PyHebbianGroupModelFloat
+from hardware_sim.lava.hebbian.models import PyHebbianGroupModelFixed, PyHebbianGroupModelFloat
 from hardware_sim.lava.hebbian.process import HebbianGroup
-from hardware_sim.lava.norm_astrocyte.models import PyNormAstrocyteModelFloat
+from hardware_sim.lava.norm_astrocyte.models import PyNormAstrocyteModelFixed, PyNormAstrocyteModelFloat
 from hardware_sim.lava.norm_astrocyte.process import NormAstrocyte
-from hardware_sim.lava.population.models import PyPopulationModelFloat
+from hardware_sim.lava.population.models import PyPopulationModelFixed, PyPopulationModelFloat
 from hardware_sim.lava.population.process import Population
 from hardware_sim.lava.process_base import PortSpec, ProcessSpec
 from hardware_sim.lava.schedule import Plan
-from hardware_sim.lava.synapses.models import PySynapseGroupModelFloat
+from hardware_sim.lava.synapses.models import PySynapseGroupModelFixed, PySynapseGroupModelFloat
 from hardware_sim.lava.synapses.process import SynapseGroup
 
-# process class and models by tag, per process-graph kind (``block``: fused stages).  fixed_pt
-# models join these tables once the integer kernels exist.
+# process class and models by tag, per process-graph kind (``block``: fused stages).
 PROCESSES = {
-    "population": (Population, {"floating_pt": PyPopulationModelFloat}),
-    "synapses": (SynapseGroup, {"floating_pt": PySynapseGroupModelFloat}),
-    "norm_astrocyte": (NormAstrocyte, {"floating_pt": PyNormAstrocyteModelFloat}),
-    "features": (FeatureNeurons, {"floating_pt": PyFeatureNeuronsModelFloat}),
-    "hebbian_synapses": (HebbianGroup, {"floating_pt": PyHebbianGroupModelFloat}),
-    "astrocyte": (AstrocyteProcess, {"floating_pt": PyAstrocyteProcessModelFloat}),
-    "block": (CircuitBlock, {"floating_pt": PyCircuitBlockModelFloat}),
+    "population": (Population, {"floating_pt": PyPopulationModelFloat,
+                               "fixed_pt": PyPopulationModelFixed}),
+    "synapses": (SynapseGroup, {"floating_pt": PySynapseGroupModelFloat,
+                               "fixed_pt": PySynapseGroupModelFixed}),
+    "norm_astrocyte": (NormAstrocyte, {"floating_pt": PyNormAstrocyteModelFloat,
+                                      "fixed_pt": PyNormAstrocyteModelFixed}),
+    "features": (FeatureNeurons, {"floating_pt": PyFeatureNeuronsModelFloat,
+                                 "fixed_pt": PyFeatureNeuronsModelFixed}),
+    "hebbian_synapses": (HebbianGroup, {"floating_pt": PyHebbianGroupModelFloat,
+                                       "fixed_pt": PyHebbianGroupModelFixed}),
+    "astrocyte": (AstrocyteProcess, {"floating_pt": PyAstrocyteProcessModelFloat,
+                                    "fixed_pt": PyAstrocyteProcessModelFixed}),
+    "block": (CircuitBlock, {"floating_pt": PyCircuitBlockModelFloat,
+                            "fixed_pt": PyCircuitBlockModelFixed}),
 }
 
 
@@ -56,6 +62,7 @@ class LavaNetwork:
     sinks: dict
     model_map: dict
     plan: Plan
+    count_names: dict = field(default_factory=dict)
 
 
 def stream_width(net, plan: Plan, node: str) -> int:
@@ -90,9 +97,13 @@ def group_spec(net, plan: Plan, group: str, error_file: str, tag: str) -> Proces
             start = sizes.get(var, 0)
             layout.setdefault(name, {})[var] = (start, shape)
             sizes[var] = start + int(np.prod(shape))
+    count_names = []
+    if tag == "fixed_pt":
+        count_names = sorted({c for name in members for c in plan.kernels[name].count_names()})
+        sizes["saturations"] = len(count_names)
     return ProcessSpec(name=group, members=[plan.kernels[n] for n in members], in_ports=list(in_ports.values()),
                        out_ports=out_ports, wiring=wiring, layout=layout, var_sizes=sizes, error_file=error_file,
-                       tag=tag)
+                       tag=tag, count_names=count_names)
 
 
 def source_data(plan: Plan, x: np.ndarray) -> np.ndarray:
@@ -109,7 +120,7 @@ def build_network(net, plan: Plan, x: np.ndarray, tag: str = "floating_pt", erro
     """Create and connect the Lava processes of ``plan`` for token vectors ``x`` (B, T, width)."""
     source = RingBuffer(data=source_data(plan, x))
     processes, specs = {}, {}
-    model_map = {}
+    model_map = {source: PySendModelFloat}  # fixed_pt streams integer payloads, exact in float64
     for group in plan.groups:
         spec = group_spec(net, plan, group, error_file, tag)
         kind = "block" if fused else net.node(plan.groups[group][0]).kind
@@ -133,7 +144,8 @@ def build_network(net, plan: Plan, x: np.ndarray, tag: str = "floating_pt", erro
         out_port[src].connect(sink.in_port)
         model_map[sink] = PyLoihiExtractorModel
         sinks[role] = sink
-    return LavaNetwork(processes=processes, source=source, sinks=sinks, model_map=model_map, plan=plan)
+    return LavaNetwork(processes=processes, source=source, sinks=sinks, model_map=model_map, plan=plan,
+                       count_names={group: spec.count_names for group, spec in specs.items()})
 
 
 def read_outputs(lnet: LavaNetwork, rows: dict[str, np.ndarray], dtype) -> dict[str, np.ndarray]:

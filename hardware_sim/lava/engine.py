@@ -67,6 +67,7 @@ class Engine:
                 self.lines[(kernel.name, port)] = DelayLine(delay, width)
         self.kernels = spec.members
         self.idle = {k.name: np.zeros(k.out_width()) for k in spec.members}
+        self.counts = model.saturations if spec.count_names else None
 
     def step(self, s: int) -> None:
         for port, node in self.out_ports:
@@ -90,6 +91,13 @@ class Engine:
                 raise
         for _, node in self.out_ports:
             self.pending[node] = values[node]
+        if self.counts is not None:
+            self.record_saturations()
+
+    def record_saturations(self) -> None:
+        """``saturations[i]``: values clamped so far under ``spec.count_names[i]`` by the members."""
+        for i, name in enumerate(self.spec.count_names):
+            self.counts[i] = sum(k.counter.counts.get(name, 0) for k in self.kernels)
 
 
 class CircuitModel(PyLoihiProcessModel):
@@ -114,9 +122,14 @@ _MODELS: dict[tuple, type] = {}
 
 
 def model_class(base: type, spec: ProcessSpec) -> type:
-    """``base`` with the LavaPyTypes of ``spec``'s ports and Vars (Lava needs them on the class)."""
+    """``base`` with the LavaPyTypes of ``spec``'s ports and Vars (Lava needs them on the class).
+
+    Ports are float64 in both tags (``fixed_pt`` messages are 24-bit integers, exact in float64);
+    ``fixed_pt`` state Vars are int64.
+    """
     key = (base, tuple(p.name for p in spec.in_ports), tuple(p.name for p in spec.out_ports),
-           tuple(spec.var_names()))
+           tuple(spec.var_names()), spec.tag)
+    var_type = np.int64 if spec.tag == "fixed_pt" else float
     if key not in _MODELS:
         attrs: dict[str, ty.Any] = {}
         for p in spec.in_ports:
@@ -124,6 +137,6 @@ def model_class(base: type, spec: ProcessSpec) -> type:
         for p in spec.out_ports:
             attrs[p.name] = LavaPyType(PyOutPort.VEC_DENSE, float)
         for var in spec.var_names():
-            attrs[var] = LavaPyType(np.ndarray, float)
+            attrs[var] = LavaPyType(np.ndarray, var_type)
         _MODELS[key] = type(f"{base.__name__}_{len(_MODELS)}", (base,), attrs)
     return _MODELS[key]

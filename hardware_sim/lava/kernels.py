@@ -373,8 +373,8 @@ KERNELS = {
 }
 
 
-# kernel sets by Lava tag: ``fixed_pt`` kernels (the integer functions of hardware_sim.fixed_point,
-# shared with the golden simulator's loihi2 mode) register here with the same interface.
+# kernel sets by Lava tag; :mod:`hardware_sim.lava.kernels_fixed` registers ``fixed_pt`` (the integer
+# step functions shared with the golden simulator's loihi2 mode) with the same interface.
 KERNEL_SETS: dict[str, dict[str, type]] = {"floating_pt": KERNELS}
 
 

@@ -4,7 +4,9 @@ A process runs one process-graph node (``fine``) or several (``fused``).  Its po
 depend on the nodes it runs, so they are declared per instance from the spec: one InPort per
 external producer (``in0``, ``in1``, ...), one OutPort per node read outside the process (``out0``,
 ...), one Var per kind of state (``calcium``, ``soma``, ``offset``, ``weights``, ``keys``,
-``gain``, ``slots``), the state of several nodes side by side (``spec.layout`` says where).
+``gain``, ``slots``), the state of several nodes side by side (``spec.layout`` says where);
+``fixed_pt`` processes also hold ``saturations``, the saturation count under each of
+``spec.count_names``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class ProcessSpec:
     var_sizes: dict[str, int] = field(default_factory=dict)
     error_file: str = ""
     tag: str = "floating_pt"
+    count_names: list[str] = field(default_factory=list)
 
     def var_names(self) -> list[str]:
         return sorted(self.var_sizes)

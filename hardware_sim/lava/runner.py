@@ -22,12 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from compiler.errors import InputError, SimulationError
+from hardware_sim.fixed_point import SaturationCounter
+from hardware_sim.lava.host_fixed import decode_outputs, encode_inputs
 from hardware_sim.lava.probes import attach_monitors, probe_kinds, read_monitors, slice_records, wanted
 from hardware_sim.lava.schedule import make_plan
 
-# precision -> (kernel dtype, Lava tag).  ``loihi2`` -> fixed_pt joins when the fixed_pt kernels and
-# models exist (kernels.KERNEL_SETS, builder.PROCESSES).
-PRECISIONS = {"float32": (np.float32, "floating_pt"), "float64": (np.float64, "floating_pt")}
+# precision -> (kernel dtype, Lava tag); loihi2 kernels compute on int64 payloads carried in float64.
+PRECISIONS = {"float32": (np.float32, "floating_pt"), "float64": (np.float64, "floating_pt"),
+              "loihi2": (np.float64, "fixed_pt")}
 GRACE_S = 20.0
 
 
@@ -38,10 +40,12 @@ class LavaTimeoutError(SimulationError):
 @dataclass
 class LavaResult:
     """Outputs by role (B, T, size), probes ``"node/record"`` (see :mod:`hardware_sim.lava.probes`),
-    Lava steps, process count and wall times (``run_seconds``: the steps alone)."""
+    saturation counts by node (loihi2; the keys of the golden simulator's), Lava steps, process
+    count and wall times (``run_seconds``: the steps alone)."""
 
     outputs: dict[str, np.ndarray]
     probes: dict[str, np.ndarray] = field(default_factory=dict)
+    saturations: dict[str, int] = field(default_factory=dict)
     steps: int = 0
     processes: int = 0
     run_seconds: float = 0.0
@@ -50,8 +54,7 @@ class LavaResult:
 
 def check_inputs(net, x, mask, precision, probes):
     if precision not in PRECISIONS:
-        raise InputError(f"the Lava backend runs {', '.join(PRECISIONS)} (fixed_pt models come with the "
-                         f"fixed-point arithmetic), not {precision!r}")
+        raise InputError(f"the Lava backend runs {', '.join(PRECISIONS)}, not {precision!r}")
     entries = net.of_kind("input_encoder")
     if len(entries) != 1:
         raise SimulationError(f"lava: network {net.name!r} needs exactly one input encoder, has {len(entries)}")
@@ -73,7 +76,8 @@ def run_lava(net, x, mask=None, precision: str = "float32", granularity: str = "
 
     Parameters
     ----------
-    precision : float32 | float64 (``floating_pt`` models).
+    precision : float32 | float64 (``floating_pt`` models) | loihi2 (``fixed_pt`` models, bit-exact
+        with the golden simulator's loihi2 precision; the network must be compiled for it).
     granularity : ``fused`` (one Lava process per stage) or ``fine`` (one per population, synapse
         group, feature population, Hebbian group, astrocyte and norm astrocyte).
     probes : calcium, soma, weights or all: Lava Monitors on the state Vars (short runs).
@@ -90,22 +94,29 @@ def run_lava(net, x, mask=None, precision: str = "float32", granularity: str = "
     dtype, tag = PRECISIONS[precision]
     plan = make_plan(net, x.shape[1], x.shape[0], mask, granularity, dtype, tag)
     records = wanted(plan, kinds)
+    counter = SaturationCounter()
+    stream = encode_inputs(net, x, mask, counter) if tag == "fixed_pt" else x
     with tempfile.TemporaryDirectory(prefix="tripartite-lava-") as tmp:
         error_file, shm_log = str(Path(tmp) / "error"), str(Path(tmp) / "shm")
         ctx = mp.get_context("fork")
         receiver, sender = ctx.Pipe(duplex=False)
         worker = ctx.Process(target=worker_main, name="tripartite-lava",
-                             args=(sender, net, plan, x, tag, error_file, shm_log, granularity == "fused",
+                             args=(sender, net, plan, stream, tag, error_file, shm_log, granularity == "fused",
                                    progress is not None, records))
         worker.start()
         sender.close()
         finished = False
         try:
-            outputs, run_seconds, traces = supervise(worker, receiver, error_file, start, timeout, progress, plan)
+            outputs, run_seconds, traces, counts = supervise(worker, receiver, error_file, start, timeout, progress,
+                                                             plan)
             finished = True
         finally:
             shut_down(worker, receiver, shm_log, GRACE_S if finished else 0.0)
+    if tag == "fixed_pt":
+        counter.merge(counts)
+        outputs = decode_outputs(net, outputs, counter)
     return LavaResult(outputs={r: v.astype(dtype) for r, v in outputs.items()}, steps=plan.n_steps,
+                      saturations=counter.to_dict(),
                       probes=slice_records(plan, records, traces, dtype),
                       processes=plan.n_processes, run_seconds=run_seconds,
                       total_seconds=time.perf_counter() - start)
@@ -126,7 +137,7 @@ def supervise(worker, receiver, error_file, start, timeout, progress, plan):
             if message[0] == "progress":
                 progress(min(tokens, int(tokens * message[1] / plan.n_steps)), tokens)
             elif message[0] == "ok":
-                return message[1], message[2], message[3]
+                return message[1], message[2], message[3], message[4]
             elif message[0] == "error":
                 time.sleep(0.05)
                 raise SimulationError(read_error(error_file) if os.path.exists(error_file) else message[1])
@@ -238,7 +249,8 @@ def worker_main(sender, net, plan, x, tag, error_file, shm_log, fused, report_pr
                 sender.send(("progress", done))
         rows = {role: np.stack([sink.receive() for _ in range(plan.n_steps)]) for role, sink in lnet.sinks.items()}
         seconds = time.perf_counter() - begin
-        sender.send(("ok", read_outputs(lnet, rows, np.float64), seconds, read_monitors(lnet, monitors)))
+        sender.send(("ok", read_outputs(lnet, rows, np.float64), seconds, read_monitors(lnet, monitors),
+                     read_saturations(lnet)))
     except BaseException as exc:  # noqa: BLE001  (everything goes back to the caller as one line)
         code = 1
         try:
@@ -255,6 +267,16 @@ def worker_main(sender, net, plan, x, tag, error_file, shm_log, fused, report_pr
         Path(shm_log + ".done").touch()
         sender.close()
         os._exit(code)
+
+
+def read_saturations(lnet) -> dict[str, int]:
+    """Saturation counts by node name from the ``saturations`` Vars of the fixed_pt processes."""
+    counts = SaturationCounter()
+    for group, names in lnet.count_names.items():
+        if names:
+            values = lnet.processes[group].saturations.get()
+            counts.merge({name: int(round(v)) for name, v in zip(names, np.atleast_1d(values))})
+    return counts.to_dict()
 
 
 def single_threaded_blas() -> None:

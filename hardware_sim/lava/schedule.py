@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from compiler.errors import InputError, SimulationError
+from hardware_sim.lava import kernels_fixed  # noqa: F401  (registers the fixed_pt kernels)
 from hardware_sim.lava.kernels import KERNELS, Clock, make_kernel
 
 GRANULARITIES = ("fused", "fine")
@@ -104,7 +105,7 @@ def make_plan(net, tokens: int, batch: int, written: np.ndarray | None = None,
     """Schedule ``net`` for ``batch`` sequences of ``tokens`` tokens.
 
     ``written`` (batch, tokens) are the padding-mask weights circuits write with (ones if None);
-    ``tag`` picks the kernel set (floating_pt; fixed_pt once it exists).
+    ``tag`` picks the kernel set (floating_pt, fixed_pt).
     """
     if tokens < 1 or batch < 1:
         raise InputError(f"need at least one sequence of one token, got batch={batch}, tokens={tokens}")

@@ -1,4 +1,5 @@
-"""Process models of :class:`FeatureNeurons`: ``floating_pt`` (float kernels)."""
+"""Process models of :class:`FeatureNeurons`: ``floating_pt`` (float kernels) and ``fixed_pt``
+(the integer kernels of :mod:`hardware_sim.lava.kernels_fixed`, bit-exact with golden ``loihi2``)."""
 
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.resources import CPU
@@ -13,3 +14,10 @@ from hardware_sim.lava.features.process import FeatureNeurons
 @tag("floating_pt")
 class PyFeatureNeuronsModelFloat(CircuitModel):
     """Float model: runs the member kernels in the precision of the compiled network."""
+
+
+@implements(proc=FeatureNeurons, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyFeatureNeuronsModelFixed(CircuitModel):
+    """Fixed-point model: runs the member kernels in the integer arithmetic of the ``loihi2`` precision."""
