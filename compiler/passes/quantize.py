@@ -3,8 +3,9 @@
 Ranges come from running the float golden simulator on calibration inputs
 (``options.calibration``: an array ``(B, T, width)``, a pair ``(x, mask)``, a dict or ``.npz`` file
 with ``x`` and optional ``mask``).  Without calibration data the default is the model's own
-statistics: its embeddings applied to random token ids (4 sequences of up to 16 tokens, seed 0), or
-unit Gaussian vectors when the model has no token embeddings.  ``weight_ranges`` is the fallback
+statistics: its embeddings applied to random token ids (4 sequences of up to 16 tokens, seed 0), its
+patch projection applied to uniform [0, 1] images (square, up to 16 patches), or unit Gaussian
+vectors otherwise.  ``weight_ranges`` is the fallback
 when no simulator is importable: ranges propagated from weight statistics.
 
 Each node's ``quant`` records (formats in docs/fixed_point.md; value = integer * 2**exp)::
@@ -25,6 +26,7 @@ whatever still overflows is saturated and counted at run time.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +55,10 @@ def calibration_inputs(net, calibration, max_tokens: int = DEFAULT_TOKENS):
             ids = rng.integers(0, enc.vocab_size, size=(DEFAULT_BATCH, T))
             ones = np.ones((DEFAULT_BATCH, T), bool)
             return enc.encode(ids), ones, "default: random token ids through the embeddings"
+        if enc is not None and enc.patch_projection is not None:
+            side = math.isqrt(min(max_tokens, enc.max_positions or DEFAULT_TOKENS)) * enc.patch_size
+            x = enc.encode_patches(rng.uniform(0.0, 1.0, size=(DEFAULT_BATCH, side, side)))
+            return x, np.ones(x.shape[:2], bool), "default: uniform [0, 1] images through the patch projection"
         return rng.normal(size=(DEFAULT_BATCH, T, width)), np.ones((DEFAULT_BATCH, T), bool), "default: N(0, 1)"
     mask, source = None, "calibration data"
     if isinstance(calibration, (str, Path)):
