@@ -90,6 +90,10 @@ class Kernel:
         """Probe-able state arrays (Lava Vars) of this node."""
         return {}
 
+    def probe_value(self, var: str, data: np.ndarray) -> np.ndarray:
+        """The value a probe of state ``var`` reports for the Var contents ``data``."""
+        return data
+
     def bind(self, clock: Clock, state: dict[str, np.ndarray]) -> None:
         """Attach the clock and the state arrays (the process model's Var arrays, updated in place)."""
         self.clock = clock

@@ -21,10 +21,12 @@ Hebbian group sends the new column with its message; the astrocyte keeps the slo
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from compiler.errors import SimulationError
-from hardware_sim.fixed_point import INT, STATE_BITS, SaturationCounter, saturate, shift
+from hardware_sim.fixed_point import INT, STATE_BITS, SaturationCounter, saturate, shift, to_float
 from hardware_sim.golden.fixed_circuit import gated_output_step, hebbian_write_step, soma_step
 from hardware_sim.golden.fixed_features import score_params, score_step, slot_response_step, slot_writes_int
 from hardware_sim.golden.fixed_neurons import norm_params, norm_step, population_step, synapse_params, synapse_step
@@ -48,6 +50,13 @@ class FixedKernel(Kernel):
     def count_names(self) -> tuple[str, ...]:
         """Names this kernel counts saturations under."""
         return (self.name,)
+
+    def state_exps(self) -> dict[str, int]:
+        """Exponent of each integer state Var (probes report ``q 2**e``, as the golden simulator)."""
+        return {}
+
+    def probe_value(self, var, data):
+        return to_float(np.rint(np.asarray(data, dtype=np.float64)).astype(INT), self.state_exps()[var])
 
 
 class FixedPopulationKernel(FixedKernel):
@@ -79,6 +88,10 @@ class FixedNormKernel(FixedKernel):
 
     def state_shapes(self):
         return {"gain": (1,)}
+
+    def probe_value(self, var, data):
+        """Golden's gain probe: ``r 2**e_r sqrt(n)`` = ``1/sqrt(var + eps)``."""
+        return to_float(np.rint(data).astype(INT), self.params.r_exp) * math.sqrt(self.params.n)
 
     def step(self, s, inputs):
         y, r = norm_step(self.params, as_int(inputs["x"]), self.counter, self.name)
@@ -162,6 +175,9 @@ class FixedHebbianKernel(FixedKernel):
         op = self.op
         return {"weights": (op.n_kv_heads, op.v_head_dim, op.m)}
 
+    def state_exps(self):
+        return {"weights": self.w_exp}
+
     def step(self, s, inputs):
         op, clock = self.op, self.clock
         H, G, m, dv = op.n_heads, op.n_kv_heads, op.m, op.v_head_dim
@@ -194,6 +210,7 @@ class FixedAstrocyteKernel(FixedKernel):
         self.feats = net.node(inputs["features"])
         self.syn = net.node(inputs["synapses"])
         require_exact(self.feats)
+        self.gated = True
         self.group = op.n_heads // self.syn.n_kv_heads
         self.causal = net.node(self.feats.schedule).mode == "causal"
         self.exps = dict(f=qexp(self.feats), s=qexp(self.feats, "score_exp"), c=qexp(op, "calcium_exp"),
@@ -210,6 +227,10 @@ class FixedAstrocyteKernel(FixedKernel):
         op = self.op
         return {"calcium": (op.n_heads, op.m), "soma": (op.n_heads,), "offset": (op.n_heads,),
                 "slots": (self.syn.n_kv_heads, op.v_head_dim, op.m)}
+
+    def state_exps(self):
+        e = self.exps
+        return {"calcium": e["c"], "soma": e["z"], "offset": e["s"], "slots": e["w"]}
 
     def step(self, s, inputs):
         op, clock, e = self.op, self.clock, self.exps

@@ -92,7 +92,7 @@ def slice_records(plan, rows, traces, dtype) -> dict[str, np.ndarray]:
             value = flat[steps - 1].reshape((B, T) + shape)
             if shape == (1,):
                 value = value[..., 0]
-        out[f"{name}/{record}"] = value.astype(dtype)
+        out[f"{name}/{record}"] = np.asarray(kernel.probe_value(var, value)).astype(dtype)
     return out
 
 
