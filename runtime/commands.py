@@ -37,6 +37,29 @@ def load_batch(args, net):
     return from_texts(net.encoder, texts, net.meta)
 
 
+def calibration_for(source, calibrate):
+    """``--calibrate FILE``: an .npz (``x``/``mask`` or ``input_ids``/``mask``) or a text file, one
+    sample per line, tokenized with the model's own tokenizer.  Returns (source, calibration)."""
+    import zipfile
+
+    if calibrate is None:
+        return source, None
+    path = Path(calibrate)
+    if not path.is_file():
+        raise InputError(f"--calibrate {path}: no such file")
+    from compiler.frontends.source import load_source
+    from runtime.inputs import from_texts, load_npz_inputs
+    from runtime.text import read_text_file
+
+    graph = load_source(source)
+    width = graph.validate()[graph.input_node()][0]
+    if zipfile.is_zipfile(path):
+        batch = load_npz_inputs(path, graph.encoder, width)
+    else:
+        batch = from_texts(graph.encoder, read_text_file(path), graph.meta)
+    return graph, {"x": batch.x, "mask": batch.mask}
+
+
 def cmd_compile(args) -> int:
     import time
 
@@ -44,10 +67,11 @@ def cmd_compile(args) -> int:
 
     start = time.perf_counter()
     with console().status(f"compiling {args.source}"):
+        source, calibration = calibration_for(args.source, args.calibrate)
         net = compile_model(
-            args.source, lowering=args.lowering, precision=args.precision, features=args.features,
+            source, lowering=args.lowering, precision=args.precision, features=args.features,
             seed=args.seed, max_tokens=args.max_tokens, per_layer=parse_layer_lowerings(args.layer_lowering),
-            orthogonal=args.orthogonal, calibrate=args.calibrate,
+            orthogonal=args.orthogonal, calibrate=calibration,
         )
         net.save(args.output)
     counts = {}

@@ -3,9 +3,11 @@
 Ranges come from running the float golden simulator on calibration inputs
 (``options.calibration``: an array ``(B, T, width)``, a pair ``(x, mask)``, a dict or ``.npz`` file
 with ``x`` and optional ``mask``).  Without calibration data the default is the model's own
-statistics: its embeddings applied to random token ids (4 sequences of up to 16 tokens, seed 0), its
-patch projection applied to uniform [0, 1] images (square, up to 16 patches), or unit Gaussian
-vectors otherwise.  ``weight_ranges`` is the fallback
+statistics: for models that carry a tokenizer, the bundled calibration sentences
+(``calibration_sentences.txt``: varied English, questions, numbers, code-like text) tokenized and
+embedded; otherwise its embeddings applied to random token ids (4 sequences of up to 16 tokens, seed
+0), its patch projection applied to uniform [0, 1] images (square, up to 16 patches), or unit
+Gaussian vectors.  ``weight_ranges`` is the fallback
 when no simulator is importable: ranges propagated from weight statistics.
 
 Each node's ``quant`` records (formats in docs/fixed_point.md; value = integer * 2**exp)::
@@ -44,6 +46,22 @@ def state_exp(r: float) -> int:
 
 
 # ---- calibration inputs ----------------------------------------------------------------------
+CALIBRATION_TEXT = Path(__file__).with_name("calibration_sentences.txt")
+
+
+def bundled_sentences(encoder, max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token vectors and mask of the bundled calibration sentences, right-padded, cut at ``max_tokens``."""
+    tokenizer = encoder.tokenizer()
+    texts = [line.strip() for line in CALIBRATION_TEXT.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [tokenizer.encode(text).ids[:max_tokens] for text in texts]
+    T = max(len(r) for r in rows)
+    ids = np.full((len(rows), T), encoder.pad_token_id, dtype=np.int64)
+    mask = np.zeros((len(rows), T), dtype=bool)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)], mask[i, : len(r)] = r, True
+    return encoder.encode(ids), mask
+
+
 def calibration_inputs(net, calibration, max_tokens: int = DEFAULT_TOKENS):
     """``(x, mask, source)`` from ``calibration`` (see module docstring) or the model's defaults."""
     width = net.of_kind("input_encoder")[0].size
@@ -51,6 +69,9 @@ def calibration_inputs(net, calibration, max_tokens: int = DEFAULT_TOKENS):
         enc = net.encoder
         T = min(DEFAULT_TOKENS, max_tokens, (enc.max_positions if enc is not None else None) or DEFAULT_TOKENS)
         rng = np.random.default_rng(0)
+        if enc is not None and enc.token_embeddings is not None and enc.tokenizer_json is not None:
+            x, mask = bundled_sentences(enc, min(max_tokens, enc.max_positions or max_tokens))
+            return x, mask, "default: bundled calibration sentences"
         if enc is not None and enc.token_embeddings is not None:
             ids = rng.integers(0, enc.vocab_size, size=(DEFAULT_BATCH, T))
             ones = np.ones((DEFAULT_BATCH, T), bool)
@@ -64,7 +85,7 @@ def calibration_inputs(net, calibration, max_tokens: int = DEFAULT_TOKENS):
     if isinstance(calibration, (str, Path)):
         source = str(calibration)
         try:
-            with np.load(calibration) as f:
+            with np.load(calibration, allow_pickle=False) as f:
                 calibration = {k: f[k] for k in f.files}
         except (OSError, ValueError) as exc:
             raise InputError(

@@ -95,5 +95,7 @@ def test_demo_on_lava_agrees_with_float(tmp_path):
     assert main(["demo", "--limit", "6", "--out", str(out)]) == 0
     d = json.loads((out / "report.json").read_text())
     assert d["verify"]["backend"] == "lava" and d["verify"]["agreement"]["agreement"] == 1.0
-    assert d["verify"]["output"]["rel_l2_err"] < 1e-4
+    # loihi2: 8-bit weight mantissas cost ~1% (docs/fixed_point.md); float32 runs agree to rounding
+    bound = 0.03 if d["verify"]["precision"] == "loihi2" else 1e-4
+    assert d["verify"]["output"]["rel_l2_err"] < bound
     assert [layer["name"] for layer in d["golden"]["layers"]][0] == "layer0.attn"
