@@ -68,9 +68,15 @@ def score_params(op, q_exp: int, k_exp: int) -> ScoreParams:
     return ScoreParams(mant, e - SCALE_BITS, q_exp + k_exp, qexp(op, "score_exp"))
 
 
-def score_step(p: ScoreParams, q, keys, counter, name: str) -> np.ndarray:
-    """``l = scale q.K_j`` at ``score_exp``: q (..., Tq, d), keys (..., m, d) -> (..., Tq, m)."""
+def score_step(p: ScoreParams, q, keys, counter, name: str, visible=None) -> np.ndarray:
+    """``l = scale q.K_j`` at ``score_exp``: q (..., Tq, d), keys (..., m, d) -> (..., Tq, m).
+
+    ``visible`` (broadcastable to the output, bool) marks the (query, slot) pairs the chip computes;
+    the others (a causal query against slots written after it) are zero and never saturate.
+    """
     acc = exact_product(q, np.swapaxes(keys, -1, -2))
+    if visible is not None:
+        acc = np.where(visible, acc, 0)
     a_exp = p.score_exp - p.scale_exp - SCALE_BITS
     a = saturate(shift(acc, p.qk_exp - a_exp), ACC_BITS, counter, name)
     return saturate(shift(a * p.scale, -SCALE_BITS), STATE_BITS, counter, name)
@@ -111,7 +117,10 @@ def features(op, args, run):
     keys = np.swapaxes(write != 0, -1, -2).astype(INT) @ k  # slot j stores k_j (exact copy)
     B, H, T, d = q.shape
     p = score_params(op, query.exp, key.exp)
-    potential = score_step(p, q.reshape(B, op.n_kv_heads, -1, d), keys, run.counter, op.name)
+    visible = None
+    if schedule.mode == "causal":  # read t happens before slots > t are written
+        visible = np.tile(np.arange(op.m)[None, :] <= np.arange(T)[:, None], (H // op.n_kv_heads, 1))
+    potential = score_step(p, q.reshape(B, op.n_kv_heads, -1, d), keys, run.counter, op.name, visible)
     return FixedFeatures(op, schedule, write, f_exp, potential=potential.reshape(B, H, T, op.m),
                          score_exp=p.score_exp)
 
