@@ -20,6 +20,28 @@ def console():
     return Console(stderr=True)
 
 
+class token_progress:  # noqa: N801  (a context manager used like a function)
+    """A rich progress bar over tokens; yields the ``progress(done, total)`` callback backends call."""
+
+    def __init__(self, description: str):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TextColumn("tokens"),
+                            TimeElapsedColumn(), console=console(), transient=True)
+        self.task = None
+
+    def __enter__(self):
+        self.bar.start()
+        self.task = self.bar.add_task("run", total=None)
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        self.bar.stop()
+
+
 def load_net(path: str):
     from compiler.process import ProcessGraph
 
@@ -93,7 +115,8 @@ def cmd_run(args) -> int:
 
         batch, result = generate(net, batch, args.generate, backend=args.backend, timeout=args.timeout)
     else:
-        result = run(net, batch, backend=args.backend, probes=probes, timeout=args.timeout)
+        with token_progress(f"running on {args.backend}") as progress:
+            result = run(net, batch, backend=args.backend, probes=probes, timeout=args.timeout, progress=progress)
     save_outputs(args.output, output_arrays(net, batch, result))
     sat = sum(int(v) for v in result.saturations.values())
     print(f"ran {batch.x.shape[0]} sequence(s) x {batch.x.shape[1]} tokens on {result.backend} "
