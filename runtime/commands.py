@@ -116,7 +116,8 @@ def cmd_run(args) -> int:
         batch, result = generate(net, batch, args.generate, backend=args.backend, timeout=args.timeout)
     else:
         with token_progress(f"running on {args.backend}") as progress:
-            result = run(net, batch, backend=args.backend, probes=probes, timeout=args.timeout, progress=progress)
+            result = run(net, batch, backend=args.backend, probes=probes, timeout=args.timeout, progress=progress,
+                         granularity=args.granularity)
     save_outputs(args.output, output_arrays(net, batch, result))
     sat = sum(int(v) for v in result.saturations.values())
     print(f"ran {batch.x.shape[0]} sequence(s) x {batch.x.shape[1]} tokens on {result.backend} "
@@ -133,7 +134,8 @@ def cmd_verify(args) -> int:
 
     net = load_net(args.net)
     batch = load_batch(args, net)
-    report = verify(net, args.reference, batch, backend=args.backend, rtol=args.rtol, timeout=args.timeout)
+    report = verify(net, args.reference, batch, backend=args.backend, rtol=args.rtol, timeout=args.timeout,
+                    granularity=args.granularity)
     report.print_table()
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=2))

@@ -14,6 +14,7 @@ from runtime.inputs import Batch
 from runtime.reference import mean_pool
 
 BACKENDS = ("golden", "lava")
+GRANULARITIES = ("fused", "fine")
 
 
 @dataclass
@@ -34,7 +35,7 @@ def float_precision(net: ProcessGraph) -> str:
     return net.meta.get("precision", "float64")
 
 
-def run_golden(net, batch: Batch, probes, timeout, progress, keep=()) -> RunResult:
+def run_golden(net, batch: Batch, probes, timeout, progress, keep=(), granularity="fused") -> RunResult:
     from hardware_sim.golden import simulate
 
     result = simulate(net, batch.x, batch.mask, precision=float_precision(net), probes=set(probes), keep=tuple(keep))
@@ -42,7 +43,7 @@ def run_golden(net, batch: Batch, probes, timeout, progress, keep=()) -> RunResu
                      dict(getattr(result, "saturations", {}) or {}), values=dict(getattr(result, "values", {}) or {}))
 
 
-def run_on_lava(net, batch: Batch, probes, timeout, progress, keep=()) -> RunResult:
+def run_on_lava(net, batch: Batch, probes, timeout, progress, keep=(), granularity="fused") -> RunResult:
     import inspect
 
     from hardware_sim.lava.runner import run_lava
@@ -51,7 +52,7 @@ def run_on_lava(net, batch: Batch, probes, timeout, progress, keep=()) -> RunRes
     lava_precision = "float32" if precision in ("float32", "float64") else precision
     extra = {"keep": tuple(keep)} if keep and "keep" in inspect.signature(run_lava).parameters else {}
     result = run_lava(net, batch.x, batch.mask, precision=lava_precision, probes=tuple(probes), timeout=timeout,
-                      progress=progress, **extra)
+                      progress=progress, granularity=granularity, **extra)
     return RunResult("lava", lava_precision, dict(result.outputs), dict(getattr(result, "probes", {}) or {}),
                      dict(getattr(result, "saturations", {}) or {}), values=dict(getattr(result, "values", {}) or {}))
 
@@ -60,13 +61,16 @@ RUNNERS = {"golden": run_golden, "lava": run_on_lava}
 
 
 def run(net: ProcessGraph, batch: Batch, backend: str = "golden", probes=(), timeout: float = 600.0,
-        progress=None, keep=()) -> RunResult:
+        progress=None, keep=(), granularity: str = "fused") -> RunResult:
     """Run ``net`` on ``batch`` with ``backend`` (golden or lava); ``keep``: process nodes whose values
-    (B, T, size) to return in ``values`` (per-layer comparisons)."""
+    (B, T, size) to return in ``values`` (per-layer comparisons); ``granularity``: Lava processes per
+    block (``fused``) or per circuit element (``fine``), see docs/lava_schedule.md."""
     if backend not in RUNNERS:
         raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if granularity not in GRANULARITIES:
+        raise InputError(f"unknown granularity {granularity!r}; choose one of {', '.join(GRANULARITIES)}")
     start = time.perf_counter()
-    result = RUNNERS[backend](net, batch, probes, timeout, progress, keep=keep)
+    result = RUNNERS[backend](net, batch, probes, timeout, progress, keep=keep, granularity=granularity)
     result.seconds = time.perf_counter() - start
     return result
 

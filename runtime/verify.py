@@ -235,7 +235,7 @@ def load_reference(reference):
 
 
 def verify(net, reference, batch: Batch, backend: str = "golden", rtol: float | None = None, timeout: float = 600.0,
-           probes=None, progress=None) -> VerifyReport:
+           probes=None, progress=None, granularity: str = "fused") -> VerifyReport:
     """Run ``net`` on ``batch`` with ``backend`` and compare with the float model ``reference``.
 
     Parameters
@@ -270,7 +270,7 @@ def verify(net, reference, batch: Batch, backend: str = "golden", rtol: float | 
     if probes is None:
         probes = PROBES if backend == "golden" else ()
     result = run(net, batch, backend=backend, probes=probes, timeout=timeout, progress=progress,
-                 keep=tuple(layer_map.values()))
+                 keep=tuple(layer_map.values()), granularity=granularity)
     roles = [r for r in ref.outputs if r in result.outputs]
     role = "logits" if "logits" in roles else roles[0]
     mask = batch.mask
