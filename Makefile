@@ -34,7 +34,7 @@ test: setup
 	$(PY) -m pytest -q tests
 
 test-slow: setup
-	$(PY) -m pytest -q -m slow tests
+	$(PY) -m pytest -q -m "not crosscheck" tests
 
 test-crosscheck: setup
 	$(PIP) install -q $(TORCH) '$(TRANSFORMERS)'

