@@ -47,7 +47,13 @@ def report_error(path: str, message: str) -> None:
 
 
 class Engine:
-    """Runs the members of ``spec`` on the model's ports and Vars."""
+    """Runs the members of ``spec`` on the model's ports and Vars.
+
+    Everything that does not change from step to step is worked out once: each member's input
+    wires (an InPort message or a member's output, through a delay line when the delay is not 0),
+    the steps each member is due (:meth:`Kernel.due`), and the dtype each received message is cast
+    to (once per step and dtype, however many members read it).
+    """
 
     def __init__(self, spec: ProcessSpec, model):
         self.spec = spec
@@ -55,7 +61,7 @@ class Engine:
         self.in_ports = [(p.name, getattr(model, p.name)) for p in spec.in_ports]
         self.out_ports = [(getattr(model, p.name), p.node) for p in spec.out_ports]
         self.pending = {p.node: np.zeros(p.width) for p in spec.out_ports}
-        self.lines = {}
+        self.plan = []
         for kernel in spec.members:
             state = {}
             for var, (start, shape) in spec.layout.get(kernel.name, {}).items():
@@ -63,25 +69,28 @@ class Engine:
                 size = int(np.prod(shape))
                 state[var] = flat[start : start + size].reshape(shape)
             kernel.bind(kernel.clock, state)
-            for port, (_, _, delay, width) in spec.wiring[kernel.name].items():
-                self.lines[(kernel.name, port)] = DelayLine(delay, width)
+            wires = []
+            for port, (where, src, delay, width) in spec.wiring[kernel.name].items():
+                line = DelayLine(delay, width) if delay else None
+                wires.append((port, where, src, line))
+            idle = np.zeros(kernel.out_width())
+            self.plan.append((kernel, wires, due_steps(kernel), idle, any(w[3] for w in wires)))
         self.kernels = spec.members
-        self.idle = {k.name: np.zeros(k.out_width()) for k in spec.members}
         self.counts = model.saturations if spec.count_names else None
 
     def step(self, s: int) -> None:
         for port, node in self.out_ports:
             port.send(self.pending[node])
         received = {name: port.recv() for name, port in self.in_ports}
+        cast = {}
         values = {}
-        for kernel in self.kernels:
-            inputs = {}
-            for port, (where, src, _, _) in self.spec.wiring[kernel.name].items():
-                x = received[where] if where else values[src]
-                inputs[port] = self.lines[(kernel.name, port)].push(np.asarray(x, dtype=kernel.dtype))
-            if not kernel.due(s):
-                values[kernel.name] = self.idle[kernel.name]
+        for kernel, wires, due, idle, delayed in self.plan:
+            if s not in due:
+                if delayed:
+                    self.feed(kernel, wires, received, cast, values)
+                values[kernel.name] = idle
                 continue
+            inputs = self.feed(kernel, wires, received, cast, values)
             try:
                 values[kernel.name] = kernel.step(s, inputs)
             except Exception as exc:
@@ -94,10 +103,33 @@ class Engine:
         if self.counts is not None:
             self.record_saturations()
 
+    @staticmethod
+    def feed(kernel, wires, received, cast, values) -> dict:
+        """The inputs of ``kernel`` this step (pushing every delay line it owns)."""
+        inputs = {}
+        for port, where, src, line in wires:
+            if where:
+                key = (where, kernel.dtype)
+                x = cast.get(key)
+                if x is None:
+                    x = cast[key] = np.asarray(received[where], dtype=kernel.dtype)
+            else:
+                x = values[src]
+            inputs[port] = line.push(x) if line is not None else x
+        return inputs
+
     def record_saturations(self) -> None:
         """``saturations[i]``: values clamped so far under ``spec.count_names[i]`` by the members."""
         for i, name in enumerate(self.spec.count_names):
             self.counts[i] = sum(k.counter.counts.get(name, 0) for k in self.kernels)
+
+
+def due_steps(kernel) -> frozenset:
+    """The steps at which ``kernel`` is due (:meth:`Kernel.due`): every step from its write clock
+    to the read of the last token of the last sequence that carries a token."""
+    clock = kernel.clock
+    last = clock.W + clock.R + (clock.B - 1) * clock.P + clock.T
+    return frozenset(s for s in range(clock.W, last + 1) if kernel.due(s))
 
 
 class CircuitModel(PyLoihiProcessModel):
@@ -125,11 +157,12 @@ def model_class(base: type, spec: ProcessSpec) -> type:
     """``base`` with the LavaPyTypes of ``spec``'s ports and Vars (Lava needs them on the class).
 
     Ports are float64 in both tags (``fixed_pt`` messages are 24-bit integers, exact in float64);
-    ``fixed_pt`` state Vars are int64.
+    state Vars hold the precision the kernels compute in: ``floating_pt`` the run's float dtype
+    (float32 state for a float32 run, as the golden simulator keeps it), ``fixed_pt`` int64.
     """
+    var_type = np.int64 if spec.tag == "fixed_pt" else state_dtype(spec)
     key = (base, tuple(p.name for p in spec.in_ports), tuple(p.name for p in spec.out_ports),
-           tuple(spec.var_names()), spec.tag)
-    var_type = np.int64 if spec.tag == "fixed_pt" else float
+           tuple(spec.var_names()), spec.tag, var_type)
     if key not in _MODELS:
         attrs: dict[str, ty.Any] = {}
         for p in spec.in_ports:
@@ -140,3 +173,9 @@ def model_class(base: type, spec: ProcessSpec) -> type:
             attrs[var] = LavaPyType(np.ndarray, var_type)
         _MODELS[key] = type(f"{base.__name__}_{len(_MODELS)}", (base,), attrs)
     return _MODELS[key]
+
+
+def state_dtype(spec: ProcessSpec) -> type:
+    """The float dtype of the members' kernels (float64 when they disagree or there are none)."""
+    dtypes = {k.dtype for k in spec.members}
+    return dtypes.pop() if len(dtypes) == 1 else np.float64
