@@ -2,9 +2,9 @@
 
 One custom process per group of the :class:`~hardware_sim.lava.schedule.Plan` (``fine``: one per
 population, synapse group, feature population, Hebbian group, astrocyte and norm astrocyte;
-``fused``: one :class:`CircuitBlock` per stage), Lava's own ``RingBuffer`` as the source streaming
-one token vector per step, and one Lava ``Extractor`` per output decoder as the sink the host
-reads through a channel.
+``block``: one :class:`CircuitBlock` per stage; ``fused``: one :class:`CircuitBlock` for all
+stages), Lava's own ``RingBuffer`` as the source streaming one token vector per step, and one Lava
+``Extractor`` per output decoder as the sink the host reads through a channel.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from hardware_sim.lava.schedule import Plan
 from hardware_sim.lava.synapses.models import PySynapseGroupModelFixed, PySynapseGroupModelFloat
 from hardware_sim.lava.synapses.process import SynapseGroup
 
-# process class and models by tag, per process-graph kind (``block``: fused stages).
+# process class and models by tag, per process-graph kind (``block``: one or several stages).
 PROCESSES = {
     "population": (Population, {"floating_pt": PyPopulationModelFloat,
                                "fixed_pt": PyPopulationModelFixed}),
@@ -117,7 +117,9 @@ def source_data(plan: Plan, x: np.ndarray) -> np.ndarray:
 
 def build_network(net, plan: Plan, x: np.ndarray, tag: str = "floating_pt", error_file: str = "",
                   fused: bool = True) -> LavaNetwork:
-    """Create and connect the Lava processes of ``plan`` for token vectors ``x`` (B, T, width)."""
+    """Create and connect the Lava processes of ``plan`` for token vectors ``x`` (B, T, width);
+    ``fused``: each group is a :class:`CircuitBlock` (granularities ``fused`` and ``block``), else
+    the process of its one node's kind (``fine``)."""
     source = RingBuffer(data=source_data(plan, x))
     processes, specs = {}, {}
     model_map = {source: PySendModelFloat}  # fixed_pt streams integer payloads, exact in float64

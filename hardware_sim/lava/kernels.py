@@ -112,9 +112,13 @@ class Kernel:
 class PopulationKernel(Kernel):
     """``u = sum_p in_p`` (product: ``in0 in1``), response identity / activation / rotary."""
 
+    def __init__(self, op, net, dtype):
+        super().__init__(op, net, dtype)
+        self.in_ports = op.input_ports()
+
     def step(self, s, inputs):
         op = self.op
-        values = [inputs[p] for p in op.input_ports()]
+        values = [inputs[p] for p in self.in_ports]
         if op.response == "product":
             u = values[0] * values[1]
         else:
@@ -172,9 +176,10 @@ class NormKernel(Kernel):
 
     def step(self, s, inputs):
         x = inputs["x"]
+        n = x.size
         if self.op.mode == "layer":
-            x = x - x.mean(keepdims=True)
-        gain = 1.0 / np.sqrt((x * x).mean(keepdims=True) + self.eps)
+            x = x - np.add.reduce(x, keepdims=True) / n
+        gain = 1.0 / np.sqrt(np.add.reduce(x * x, keepdims=True) / n + self.eps)
         if self.clock.locate(s)[1] >= 0:
             self.state["gain"][:] = gain
         y = x * gain * self.weight

@@ -1,6 +1,6 @@
 """The Lava Process side shared by every custom process: ports and Vars from a :class:`ProcessSpec`.
 
-A process runs one process-graph node (``fine``) or several (``fused``).  Its ports and Vars
+A process runs one process-graph node (``fine``) or several (``block``, ``fused``).  Its ports and Vars
 depend on the nodes it runs, so they are declared per instance from the spec: one InPort per
 external producer (``in0``, ``in1``, ...), one OutPort per node read outside the process (``out0``,
 ...), one Var per kind of state (``calcium``, ``soma``, ``offset``, ``weights``, ``keys``,

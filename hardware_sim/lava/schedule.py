@@ -5,7 +5,7 @@ Rules (docs/lava_schedule.md):
 
 - the source sends token ``t`` of sequence ``b`` at step ``1 + b P + t``: one token per step;
 - a message crossing between Lava processes takes one step (sent at the start of the step after it
-  was computed); inside a fused process it takes none;
+  was computed); between nodes in one process (``fused``, ``block``) it takes none;
 - a node consumes port ``p`` at ``W + offset_p`` (``W`` its write clock); ports arriving early wait
   in a delay line of ``W + offset_p - arrival_p`` steps;
 - circuits: keys and values at ``W + t`` (write), queries at ``W + R + t`` (read) with ``R = T``
@@ -27,7 +27,9 @@ from compiler.errors import InputError, SimulationError
 from hardware_sim.lava import kernels_fixed  # noqa: F401  (registers the fixed_pt kernels)
 from hardware_sim.lava.kernels import KERNELS, Clock, make_kernel
 
-GRANULARITIES = ("fused", "fine")
+# fused: every stage in one process (default, fastest); block: one process per stage (a transformer
+# block); fine: one per process-graph node (the chip mapping).
+GRANULARITIES = ("fused", "block", "fine")
 HOST_KINDS = ("input_encoder", "output_decoder", "schedule")
 
 
@@ -67,9 +69,9 @@ def circuit_schedule(net, name):
     return None
 
 
-def compute_nodes(net) -> list[str]:
+def compute_nodes(net, order=None) -> list[str]:
     names = []
-    for name in net.order():
+    for name in order or net.order():
         kind = net.node(name).kind
         if kind in HOST_KINDS:
             continue
@@ -79,16 +81,26 @@ def compute_nodes(net) -> list[str]:
     return names
 
 
-def partition(net, granularity: str) -> dict[str, str]:
-    """Node -> group name.  ``fine``: one group per node.  ``fused``: one group per stage, a stage
-    being one attention circuit with everything up to the next circuit's feature neurons."""
+def partition(net, granularity: str, order=None) -> dict[str, str]:
+    """Node -> group name (one Lava process per group).
+
+    ``fine``: one group per node.  ``block``: one group per stage, a stage being one attention
+    circuit with everything after it up to the next circuit's feature neurons (a BERT or LLaMA
+    block is one stage; stage 0 is everything before the first circuit).  ``fused``: every stage in
+    one group, so the whole network runs in one Lava process -- beyond the one-process-per-block
+    mapping, because every Lava process costs a share of each step's runtime handshakes
+    (docs/lava_schedule.md, Cost); the kernels and the Vars holding their state are the same.
+    """
     if granularity not in GRANULARITIES:
         raise InputError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
-    nodes = compute_nodes(net)
+    order = order or net.order()
+    nodes = compute_nodes(net, order)
     if granularity == "fine":
         return {n: n for n in nodes}
+    if granularity == "fused":
+        return {n: "fused" for n in nodes}
     level: dict[str, int] = {}
-    for name in net.order():
+    for name in order:
         srcs = net.inputs_of(name).values()
         base = max((level.get(s, 0) for s in srcs), default=0)
         level[name] = base + (net.node(name).kind == "astrocyte")
@@ -109,12 +121,13 @@ def make_plan(net, tokens: int, batch: int, written: np.ndarray | None = None,
     """
     if tokens < 1 or batch < 1:
         raise InputError(f"need at least one sequence of one token, got batch={batch}, tokens={tokens}")
-    entries = net.of_kind("input_encoder")
+    order = net.order()
+    entries = [net.node(n) for n in order if net.node(n).kind == "input_encoder"]
     if len(entries) != 1:
         raise SimulationError(f"lava: network {net.name!r} needs exactly one input encoder, has {len(entries)}")
     mask = np.ones((batch, tokens), dtype=bool) if written is None else np.asarray(written, dtype=bool)
-    group_of = partition(net, granularity)
-    schedules = [op for op in net.of_kind("schedule")]
+    group_of = partition(net, granularity, order)
+    schedules = [net.node(n) for n in order if net.node(n).kind == "schedule"]
     bidirectional = any(op.mode == "bidirectional" for op in schedules)
     P = 2 * tokens if bidirectional else tokens
     source = entries[0].name
@@ -122,7 +135,7 @@ def make_plan(net, tokens: int, batch: int, written: np.ndarray | None = None,
                 T=tokens, B=batch, P=P)
     for name, group in group_of.items():
         plan.groups.setdefault(group, []).append(name)
-    for name in net.order():
+    for name in order:
         op = net.node(name)
         if op.kind in ("input_encoder", "schedule"):
             continue

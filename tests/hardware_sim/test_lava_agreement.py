@@ -165,17 +165,19 @@ def decoder():
 
 
 @pytest.mark.parametrize("name", ["bert", "decoder"])
-def test_fused_and_fine_agree_with_golden_and_each_other(name, request):
+def test_fused_block_and_fine_agree_with_golden_and_each_other(name, request):
     net = request.getfixturevalue(name)
     x, mask = inputs(net.of_kind("input_encoder")[0].size, B=2, T=6)
     golden = simulate(net, x, mask, precision="float32").outputs
     fused = run_lava(net, x, mask, precision="float32", granularity="fused", timeout=120)
+    block = run_lava(net, x, mask, precision="float32", granularity="block", timeout=120)
     fine = run_lava(net, x, mask, precision="float32", granularity="fine", timeout=300)
-    assert fine.processes > fused.processes
+    assert fine.processes > block.processes > fused.processes
     assert set(fused.outputs) == set(golden)
     for role, want in golden.items():
         assert fused.outputs[role].shape == want.shape
         assert rel_max(fused.outputs[role], want) < TOL, role
+        np.testing.assert_array_equal(block.outputs[role], fused.outputs[role])
         np.testing.assert_array_equal(fine.outputs[role], fused.outputs[role])
 
 

@@ -25,21 +25,34 @@ def compute_nodes(net):
 
 
 @pytest.mark.parametrize("name", ["bert", "llama"])
-def test_fine_maps_one_process_per_node_and_fused_one_per_stage(name, request):
+def test_fine_maps_one_process_per_node_block_one_per_stage_fused_one(name, request):
     net = request.getfixturevalue(name)
+    decoders = len(net.of_kind("output_decoder"))
     fine = make_plan(net, 5, 1, granularity="fine")
     assert len(fine.groups) == len(compute_nodes(net))
-    assert fine.n_processes == len(compute_nodes(net)) + 1 + len(net.of_kind("output_decoder"))
-    fused = make_plan(net, 5, 1, granularity="fused")
+    assert fine.n_processes == len(compute_nodes(net)) + 1 + decoders
+    block = make_plan(net, 5, 1, granularity="block")
     circuits = len(net.of_kind("astrocyte"))
-    assert len(fused.groups) == circuits + 1
-    for group in fused.groups.values():  # one circuit per stage, all of its parts together
+    assert len(block.groups) == circuits + 1
+    for group in block.groups.values():  # one circuit per stage, all of its parts together
         kinds = [net.node(n).kind for n in group]
         assert kinds.count("astrocyte") <= 1
         assert kinds.count("astrocyte") == kinds.count("features") == kinds.count("hebbian_synapses")
+    fused = make_plan(net, 5, 1, granularity="fused")
+    assert len(fused.groups) == 1 and fused.n_processes == 2 + decoders
+    assert sorted(next(iter(fused.groups.values()))) == sorted(compute_nodes(net))
 
 
-@pytest.mark.parametrize("granularity", ["fine", "fused"])
+def test_fused_saves_one_step_per_process_boundary(bert):
+    """Messages inside a process take no step: fused is block minus one step per stage boundary."""
+    T = 6
+    block, fused = lava_steps(bert, T, 2, "block"), lava_steps(bert, T, 2, "fused")
+    boundaries = len(bert.of_kind("astrocyte"))
+    assert block["latency"] - fused["latency"] == boundaries
+    assert block["period"] == fused["period"] == 2 * T
+
+
+@pytest.mark.parametrize("granularity", ["fine", "block", "fused"])
 def test_every_input_arrives_when_its_node_consumes_it(bert, granularity):
     """Arrival + delay == write clock + port offset for every edge; delays are never negative."""
     T = 7
