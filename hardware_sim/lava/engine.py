@@ -139,6 +139,12 @@ class CircuitModel(PyLoihiProcessModel):
         super().__init__(proc_params)
         self.spec: ProcessSpec = proc_params["spec"]
         self.engine: Engine | None = None
+        try:
+            for kernel in self.spec.members:
+                kernel.prepare()
+        except Exception as exc:
+            report_error(self.spec.error_file, f"lava: process {self.spec.name!r} failed to start: {exc}")
+            raise
 
     def run_spk(self) -> None:
         if self.engine is None:

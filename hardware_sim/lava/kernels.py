@@ -94,6 +94,10 @@ class Kernel:
         """The value a probe of state ``var`` reports for the Var contents ``data``."""
         return data
 
+    def prepare(self) -> None:
+        """Work done once in the Lava process that runs this kernel, when its model is built
+        (casting large weights there keeps it off the caller's path and overlaps Lava's start-up)."""
+
     def bind(self, clock: Clock, state: dict[str, np.ndarray]) -> None:
         """Attach the clock and the state arrays (the process model's Var arrays, updated in place)."""
         self.clock = clock
@@ -148,10 +152,15 @@ class PopulationKernel(Kernel):
 
 
 class SynapsesKernel(Kernel):
-    """``out = W pre + b`` (identity when ``W`` is None)."""
+    """``out = W pre + b`` (identity when ``W`` is None).  The weights are cast to the kernel's
+    dtype by :meth:`prepare`, in the Lava process that runs the kernel."""
 
     def __init__(self, op, net, dtype):
         super().__init__(op, net, dtype)
+        self.weight = self.bias = None
+
+    def prepare(self):
+        op = self.op
         self.weight = None if op.weight is None else np.ascontiguousarray(op.weight.astype(self.dtype))
         self.bias = None if op.bias is None else op.bias.astype(self.dtype)
 

@@ -1,11 +1,11 @@
 """Run a compiled network on Lava's CPU simulator, under a watchdog.
 
 Lava runs in a forked worker process that leads its own process group: the worker builds the
-network, runs every step in a few ``run()`` calls, reads the sinks, stops the runtime and sends the
-outputs back through a pipe.  The caller waits with a deadline; on a model error (reported as one
-line in an error file), a timeout, an early exit or a KeyboardInterrupt it kills the whole group and
-unlinks every shared-memory segment the worker created (the worker logs their names), so no process
-and no ``/dev/shm/psm_*`` segment outlives the call.
+network, runs every step in a few ``run()`` calls, reads the sinks and sends the outputs back through
+a pipe.  The caller waits with a deadline; once the outputs are in, or on a model error (reported as
+one line in an error file), a timeout, an early exit or a KeyboardInterrupt, it kills the whole group
+and unlinks every shared-memory segment the worker created (the worker logs their names), so no
+process and no ``/dev/shm/psm_*`` segment outlives the call.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from hardware_sim.lava.schedule import make_plan
 # precision -> (kernel dtype, Lava tag); loihi2 kernels compute on int64 payloads carried in float64.
 PRECISIONS = {"float32": (np.float32, "floating_pt"), "float64": (np.float64, "floating_pt"),
               "loihi2": (np.float64, "fixed_pt")}
-GRACE_S = 20.0
 LAVA_MP = "lava.magma.runtime.message_infrastructure.multiprocessing"
 
 
@@ -108,13 +107,11 @@ def run_lava(net, x, mask=None, precision: str = "float32", granularity: str = "
                                    progress is not None, records))
         worker.start()
         sender.close()
-        finished = False
         try:
             outputs, run_seconds, traces, counts = supervise(worker, receiver, error_file, start, timeout, progress,
                                                              plan)
-            finished = True
         finally:
-            shut_down(worker, receiver, shm_log, GRACE_S if finished else 0.0)
+            shut_down(worker, receiver, shm_log)
     if tag == "fixed_pt":
         counter.merge(counts)
         outputs = decode_outputs(net, outputs, counter)
@@ -130,6 +127,7 @@ def preload_lava() -> None:
     forked worker then finds them loaded instead of importing them again (about 0.07 s a run).
     Lava sets the multiprocessing start method to 'fork' when first imported; the caller's
     setting is restored."""
+    blas_controller()
     if "hardware_sim.lava.builder" in sys.modules and "lava.magma.compiler.compiler" in sys.modules:
         return
     previous = mp.get_start_method(allow_none=True)
@@ -193,13 +191,13 @@ def group_members(pgid: int) -> list[int]:
     return pids
 
 
-def shut_down(worker, receiver, shm_log: str, grace: float) -> None:
-    """Give a finishing worker ``grace`` seconds to stop Lava and exit, then kill its process group;
-    unlink the shared-memory segments it left."""
-    deadline = time.perf_counter() + grace
-    while worker.is_alive() and time.perf_counter() < deadline and not os.path.exists(shm_log + ".done"):
-        worker.join(timeout=0.002)
-    worker.join(timeout=max(0.0, min(2.0, deadline - time.perf_counter())))
+def shut_down(worker, receiver, shm_log: str) -> None:
+    """Kill the worker's process group and unlink the shared-memory segments it created.
+
+    Called once the results are in (or on any failure): killing the group ends the worker and
+    every Lava process at once, which takes about a millisecond where Lava's own ``stop`` takes
+    20 ms or more; the worker still stops the runtime itself if it gets there first.
+    """
     pgid = worker.pid
     for _ in range(100):
         members = group_members(pgid)
@@ -288,7 +286,6 @@ def worker_main(sender, net, plan, x, tag, error_file, shm_log, fused, report_pr
                 lnet.source.stop()
             except Exception:
                 code = 1
-        Path(shm_log + ".done").touch()
         sender.close()
         os._exit(code)
 
@@ -306,11 +303,25 @@ def read_saturations(lnet) -> dict[str, int]:
 def single_threaded_blas() -> None:
     """One BLAS thread per Lava process: many small matrix-vector products in many processes on few
     cores slow to a crawl when every process also spins a BLAS thread pool."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
-    threadpool_limits(limits=1)
+    controller = blas_controller()
+    if controller is not None:
+        controller.limit(limits=1)
+
+
+_BLAS: list = []
+
+
+def blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, found once per caller process (finding
+    them takes milliseconds; limiting them through it takes microseconds)."""
+    if not _BLAS:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _BLAS.append(None)
+        else:
+            _BLAS.append(ThreadpoolController())
+    return _BLAS[0]
 
 
 def chunk_sizes(total: int, parts: int) -> list[int]:
