@@ -23,8 +23,8 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
     src.add_argument("--inputs", help=".npz with 'input_ids' (+ 'mask', 'token_type_ids') or token vectors 'x'")
     p.add_argument("--backend", choices=("golden", "lava"), default="golden", help="simulator (default: golden)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before a Lava run is stopped")
-    p.add_argument("--granularity", choices=("fused", "fine"), default="fused",
-                   help="Lava processes per block (fused, default) or per circuit element (fine)")
+    p.add_argument("--granularity", choices=("fused", "block", "fine"), default="fused",
+                   help="Lava processes: one for the network (fused, default), one per block or per circuit element")
     p.add_argument("--plots", metavar="DIR", help="write PNG figures and an HTML page to DIR")
 
 

@@ -14,7 +14,7 @@ from runtime.inputs import Batch
 from runtime.reference import mean_pool
 
 BACKENDS = ("golden", "lava")
-GRANULARITIES = ("fused", "fine")
+GRANULARITIES = ("fused", "block", "fine")
 
 
 @dataclass
@@ -63,8 +63,9 @@ RUNNERS = {"golden": run_golden, "lava": run_on_lava}
 def run(net: ProcessGraph, batch: Batch, backend: str = "golden", probes=(), timeout: float = 600.0,
         progress=None, keep=(), granularity: str = "fused") -> RunResult:
     """Run ``net`` on ``batch`` with ``backend`` (golden or lava); ``keep``: process nodes whose values
-    (B, T, size) to return in ``values`` (per-layer comparisons); ``granularity``: Lava processes per
-    block (``fused``) or per circuit element (``fine``), see docs/lava_schedule.md."""
+    (B, T, size) to return in ``values`` (per-layer comparisons); ``granularity``: one Lava process for
+    the whole network (``fused``), one per block (``block``) or per circuit element (``fine``), see
+    docs/lava_schedule.md."""
     if backend not in RUNNERS:
         raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if granularity not in GRANULARITIES:
