@@ -61,21 +61,43 @@ def circuit_attention(probes: dict, circuit: str, seq: int = 0):
 
 
 # ---- figures -----------------------------------------------------------------------------------------
-def plot_calcium(probes, circuit, path, seq=0, head=0):
+def calcium_stream(c_read: np.ndarray, mode: str, lowering: str) -> tuple[np.ndarray, int]:
+    """Calcium (phases, m) over the whole phase schedule and the number of write phases shown.
+
+    Causal schedules interleave write t / read t, so the calcium each read sees is the trajectory.
+    Bidirectional ones write every token first: for exact slots the write phase of token t gives
+    process t its calcium (``c_j(t) = c_j [j <= t]``), then every read sees the final calcium.
+    """
+    if mode == "causal" or lowering != "exact":
+        return c_read, 0
+    T, m = c_read.shape
+    final = c_read[-1]
+    written = np.arange(m)[None, :] <= np.arange(T)[:, None]
+    return np.vstack([np.where(written, final[None, :], 0.0), c_read]), T
+
+
+def plot_calcium(probes, circuit, path, seq=0, head=0, mode="bidirectional", lowering="exact"):
     c = probes.get(f"{circuit}.astrocyte/calcium")
     if c is None:
         return None
-    c = np.asarray(c[seq, :, head], np.float64)                            # (T, m)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    im = a.imshow(c.T, aspect="auto", origin="lower", cmap="viridis")
-    a.set_xlabel("token (read phase)")
+    c_read = np.asarray(c[seq, :, head], np.float64)                       # (T, m)
+    stream, writes = calcium_stream(c_read, mode, lowering)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    im = a.imshow(stream.T, aspect="auto", origin="lower", cmap="viridis", interpolation="nearest")
+    label = "phase (write 0..T-1, then read 0..T-1)" if writes else "token (write t, then read t)"
+    a.set_xlabel(label)
     a.set_ylabel("astrocyte process j")
     a.set_title(f"{circuit} head {head}: process calcium c_j")
     fig.colorbar(im, ax=a)
-    b.plot(c.sum(axis=1), marker="o")
-    b.set_xlabel("token (read phase)")
+    b.plot(stream.sum(axis=1), marker="o", markersize=3)
+    if writes:
+        for ax in (a, b):
+            ax.axvline(writes - 0.5, color="k", linestyle="--", linewidth=1)
+        b.text(writes / 2, stream.sum(axis=1).max() * 0.5, "write phases", ha="center")
+        b.text(writes * 1.5, stream.sum(axis=1).max() * 0.5, "read phases", ha="center")
+    b.set_xlabel(label)
     b.set_ylabel("sum_j c_j")
-    b.set_title("total calcium over the token stream")
+    b.set_title("total calcium over the phase schedule")
     return save(fig, path)
 
 
@@ -206,9 +228,12 @@ def circuit_figures(net, probes, out: Path, graph=None, values=None, mask=None) 
     if not names:
         return figures
     c = names[0]
-    lowering = (net.meta.get("per_layer") or {}).get(c, "exact")
+    lowering = (net.meta.get("per_layer") or {}).get(c, net.meta.get("lowering", "exact"))
+    schedules = [op for op in net.of_kind("schedule") if op.name.startswith(c)]
+    mode = schedules[0].mode if schedules else "bidirectional"
     for title, path in (
-        ("Calcium of the astrocyte processes over the token stream", plot_calcium(probes, c, out / "calcium.png")),
+        ("Calcium of the astrocyte processes over the token stream",
+         plot_calcium(probes, c, out / "calcium.png", mode=mode, lowering=lowering)),
         ("Hebbian weight growth", plot_hebbian(probes, c, out / "hebbian.png", lowering=lowering)),
         ("Soma sum against the softmax denominator",
          plot_soma(probes, c, out / "soma.png", graph, values, mask)),

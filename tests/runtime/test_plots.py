@@ -68,3 +68,16 @@ def test_run_plots_probe_on_demand(digits, tmp_path):
     links = linked_files(page.read_text())
     assert {"calcium.png", "hebbian.png", "soma.png", "attention_maps.png"} <= links
     assert all((tmp_path / "run" / name).is_file() for name in links)
+
+
+def test_calcium_stream_shows_the_write_phases_of_bidirectional_slots():
+    from runtime.plots import calcium_stream
+
+    final = np.ones((4, 4))  # every read of a bidirectional exact circuit sees all four slots written
+    stream, writes = calcium_stream(final, "bidirectional", "exact")
+    assert writes == 4 and stream.shape == (8, 4)
+    np.testing.assert_array_equal(stream[:4].sum(axis=1), [1, 2, 3, 4])  # slot t gains calcium at write t
+    np.testing.assert_array_equal(stream[4:], final)
+    causal = np.tril(np.ones((4, 4)))
+    same, none = calcium_stream(causal, "causal", "exact")
+    assert none == 0 and same is causal
