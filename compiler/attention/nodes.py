@@ -228,20 +228,14 @@ class Mul(Elementwise):
         return args["a"] * args["b"]
 
 
-@dataclass
-class LayerNorm(AttentionNode):
-    """``y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias`` over the feature axis."""
+class Norm(AttentionNode):
+    """Base of normalisations over the feature axis: a gain ``weight`` sets the width; ``eps`` >= 0."""
 
-    kind: ClassVar[str] = "layernorm"
     ports: ClassVar[tuple[str, ...]] = ("x",)
-    weight: np.ndarray = array_field()
-    bias: np.ndarray | None = array_field(optional=True)
-    eps: float = 1e-5
 
     def check(self) -> None:
         super().check()
         self.expect_shape("weight", (-1,))
-        self.expect_shape("bias", self.weight.shape)
         if not (isinstance(self.eps, (int, float)) and self.eps >= 0):
             self.fail(f"eps must be a non-negative number, got {self.eps!r}")
 
@@ -249,6 +243,20 @@ class LayerNorm(AttentionNode):
         if shapes["x"] != self.weight.shape:
             self.mismatch("x", shapes["x"], self.weight.shape, "the weight length sets the width")
         return shapes["x"]
+
+
+@dataclass
+class LayerNorm(Norm):
+    """``y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias`` over the feature axis."""
+
+    kind: ClassVar[str] = "layernorm"
+    weight: np.ndarray = array_field()
+    bias: np.ndarray | None = array_field(optional=True)
+    eps: float = 1e-5
+
+    def check(self) -> None:
+        super().check()
+        self.expect_shape("bias", self.weight.shape)
 
     def evaluate(self, args, ctx):
         x = args["x"]
@@ -259,24 +267,12 @@ class LayerNorm(AttentionNode):
 
 
 @dataclass
-class RMSNorm(AttentionNode):
+class RMSNorm(Norm):
     """``y = x / sqrt(mean(x^2) + eps) * weight`` over the feature axis."""
 
     kind: ClassVar[str] = "rmsnorm"
-    ports: ClassVar[tuple[str, ...]] = ("x",)
     weight: np.ndarray = array_field()
     eps: float = 1e-6
-
-    def check(self) -> None:
-        super().check()
-        self.expect_shape("weight", (-1,))
-        if not (isinstance(self.eps, (int, float)) and self.eps >= 0):
-            self.fail(f"eps must be a non-negative number, got {self.eps!r}")
-
-    def output_shape(self, shapes):
-        if shapes["x"] != self.weight.shape:
-            self.mismatch("x", shapes["x"], self.weight.shape, "the weight length sets the width")
-        return shapes["x"]
 
     def evaluate(self, args, ctx):
         x = args["x"]

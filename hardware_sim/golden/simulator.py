@@ -11,6 +11,7 @@ from compiler.process import ProcessGraph
 from hardware_sim.golden import circuit, features, neurons  # noqa: F401  (register behaviours)
 from hardware_sim.golden.interventions import normalise
 from hardware_sim.golden.registry import BEHAVIOURS, PROBE_KINDS, Run
+from hardware_sim.inputs import check_token_inputs
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -31,20 +32,9 @@ def check(net: ProcessGraph, x, mask, precision, probes):
     unknown = set(probes) - set(PROBE_KINDS) - {"all"}
     if unknown:
         raise InputError(f"unknown probe(s) {sorted(unknown)}; choose from {', '.join(PROBE_KINDS)} or all")
-    entries = net.of_kind("input_encoder")
-    if len(entries) != 1:
-        raise SimulationError(f"golden: network {net.name!r} needs exactly one input encoder, has {len(entries)}")
-    x = np.asarray(x)
-    width = entries[0].size
-    if x.ndim != 3 or x.shape[2] != width:
-        raise InputError(f"inputs must have shape (batch, tokens, {width}), got {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise InputError("inputs contain NaN or infinity")
-    mask = np.ones(x.shape[:2], dtype=bool) if mask is None else np.asarray(mask).astype(bool)
-    if mask.shape != x.shape[:2]:
-        raise InputError(f"mask must have shape {x.shape[:2]}, got {mask.shape}")
+    entry, x, mask = check_token_inputs(net, x, mask, "golden")
     kinds = frozenset(PROBE_KINDS) if "all" in probes else frozenset(probes)
-    return entries[0].name, x, mask, kinds
+    return entry.name, x, mask, kinds
 
 
 def simulate(net: ProcessGraph, x, mask=None, precision: str = "float64", probes=(), interventions=None,

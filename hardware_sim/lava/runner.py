@@ -23,6 +23,7 @@ import numpy as np
 
 from compiler.errors import InputError, SimulationError
 from hardware_sim.fixed_point import SaturationCounter
+from hardware_sim.inputs import check_token_inputs
 from hardware_sim.lava.host_fixed import decode_outputs, encode_inputs
 from hardware_sim.lava.probes import attach_monitors, probe_kinds, read_monitors, slice_records, wanted
 from hardware_sim.lava.schedule import make_plan
@@ -55,18 +56,7 @@ class LavaResult:
 def check_inputs(net, x, mask, precision, probes):
     if precision not in PRECISIONS:
         raise InputError(f"the Lava backend runs {', '.join(PRECISIONS)}, not {precision!r}")
-    entries = net.of_kind("input_encoder")
-    if len(entries) != 1:
-        raise SimulationError(f"lava: network {net.name!r} needs exactly one input encoder, has {len(entries)}")
-    x = np.asarray(x)
-    width = entries[0].size
-    if x.ndim != 3 or x.shape[2] != width or x.shape[1] == 0 or x.shape[0] == 0:
-        raise InputError(f"inputs must have shape (batch, tokens, {width}), got {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise InputError("inputs contain NaN or infinity")
-    mask = np.ones(x.shape[:2], dtype=bool) if mask is None else np.asarray(mask).astype(bool)
-    if mask.shape != x.shape[:2]:
-        raise InputError(f"mask must have shape {x.shape[:2]}, got {mask.shape}")
+    _, x, mask = check_token_inputs(net, x, mask, "lava")
     return x, mask
 
 
