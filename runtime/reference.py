@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from compiler.attention import AttentionGraph, EvalContext
-from compiler.errors import InputError, SimulationError
+from compiler.errors import InputError
+from compiler.interpret import interpret
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -65,25 +66,15 @@ def run_reference(
     mask = check_inputs(x, mask, shapes[entry][0])
     B, T = mask.shape
     ctx = EvalContext(dtype=dtype, mask=mask, positions=np.broadcast_to(np.arange(T), (B, T)))
-    values: dict[str, np.ndarray] = {entry: x.astype(dtype)}
-    users = dict(graph.g.out_degree())
+    outputs = {op.role: op.name for op in graph.nodes() if op.kind == "output"}
     kept = set(graph.g.nodes) if keep is True else set(keep or [])
-    outputs = {}
-    for name in graph.order():
-        op = graph.node(name)
-        if name != entry:
-            args = {port: values[src] for port, src in graph.inputs_of(name).items()}
-            try:
-                values[name] = op.evaluate(args, ctx).astype(dtype, copy=False)
-            except (ValueError, FloatingPointError, MemoryError) as exc:
-                raise SimulationError(f"reference: node {name!r} ({op.kind}) failed: {exc}") from exc
-        if op.kind == "output":
-            outputs[op.role] = values[name]
-        for src in graph.inputs_of(name).values():
-            users[src] -= 1
-            if users[src] == 0 and src not in kept:
-                del values[src]
-    return ReferenceResult(outputs=outputs, values={n: values[n] for n in kept if n in values})
+
+    def evaluate(op, args):
+        return op.evaluate(args, ctx).astype(dtype, copy=False)
+
+    values = interpret(graph, {entry: x.astype(dtype)}, evaluate, kept | set(outputs.values()), "reference")
+    return ReferenceResult(outputs={role: values[name] for role, name in outputs.items()},
+                           values={n: values[n] for n in kept if n in values})
 
 
 def mean_pool(hidden: np.ndarray, mask: np.ndarray, normalize: bool = True) -> np.ndarray:

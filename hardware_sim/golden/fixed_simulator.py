@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.errors import SimulationError
+from compiler.interpret import interpret
 from hardware_sim.fixed_point import STATE_BITS, SaturationCounter, quantize
 from hardware_sim.golden import fixed_circuit, fixed_features, fixed_neurons  # noqa: F401  (register behaviours)
 from hardware_sim.golden.fixed_registry import FIXED_BEHAVIOURS, FixedRun, Fx, qexp
@@ -48,22 +48,9 @@ def simulate_fixed(net, x, mask=None, probes=(), interventions=None, keep=()):
     e_in = qexp(net.node(entry))
     quantize(x[mask], e_in, STATE_BITS, run.counter, entry)  # saturations of the real tokens
     values = {entry: Fx(quantize(stand_in_padding(x, mask), e_in, STATE_BITS, SaturationCounter(), entry), e_in)}
-    users = {n: net.g.out_degree(n) for n in net.g.nodes}
-    kept = set(keep)
-    outputs = {}
-    for name in net.order():
-        op = net.node(name)
-        inputs = net.inputs_of(name)
-        if name != entry:
-            try:
-                values[name] = FIXED_BEHAVIOURS[op.kind](op, {p: values[s] for p, s in inputs.items()}, run)
-            except (ValueError, FloatingPointError, MemoryError, OverflowError) as exc:
-                raise SimulationError(f"golden loihi2: node {name!r} ({op.kind}) failed: {exc}") from exc
-        if op.kind == "output_decoder":
-            outputs[op.role] = values[name].value()
-        for src in inputs.values():
-            users[src] -= 1
-            if users[src] == 0 and src not in kept:
-                del values[src]
-    return GoldenResult(outputs=outputs, values={n: _float(values[n]) for n in kept if n in values},
+    decoders = {op.role: op.name for op in net.of_kind("output_decoder")}
+    values = interpret(net, values, lambda op, args: FIXED_BEHAVIOURS[op.kind](op, args, run),
+                       set(keep) | set(decoders.values()), "golden loihi2")
+    outputs = {role: values[name].value() for role, name in decoders.items()}
+    return GoldenResult(outputs=outputs, values={n: _float(values[n]) for n in keep if n in values},
                         probes=run.probes, saturations=run.counter.to_dict())

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from compiler.errors import InputError, SimulationError
+from compiler.errors import InputError
+from compiler.interpret import interpret
 from compiler.process import ProcessGraph
 from hardware_sim.golden import circuit, features, neurons  # noqa: F401  (register behaviours)
 from hardware_sim.golden.interventions import normalise
@@ -60,22 +61,8 @@ def simulate(net: ProcessGraph, x, mask=None, precision: str = "float64", probes
     B, T = mask.shape
     run = Run(net=net, dtype=dtype, mask=mask, positions=np.broadcast_to(np.arange(T), (B, T)),
               probe_kinds=kinds, interventions=normalise(net, interventions, B, dtype))
-    values = {entry: x.astype(dtype)}
-    users = {n: net.g.out_degree(n) for n in net.g.nodes}
-    kept = set(keep)
-    outputs = {}
-    for name in net.order():
-        op = net.node(name)
-        inputs = net.inputs_of(name)
-        if name != entry:
-            try:
-                values[name] = BEHAVIOURS[op.kind](op, {p: values[s] for p, s in inputs.items()}, run)
-            except (ValueError, FloatingPointError, MemoryError) as exc:
-                raise SimulationError(f"golden: node {name!r} ({op.kind}) failed: {exc}") from exc
-        if op.kind == "output_decoder":
-            outputs[op.role] = values[name]
-        for src in inputs.values():
-            users[src] -= 1
-            if users[src] == 0 and src not in kept:
-                del values[src]
-    return GoldenResult(outputs=outputs, values={n: values[n] for n in kept if n in values}, probes=run.probes)
+    decoders = {op.role: op.name for op in net.of_kind("output_decoder")}
+    values = interpret(net, {entry: x.astype(dtype)}, lambda op, args: BEHAVIOURS[op.kind](op, args, run),
+                       set(keep) | set(decoders.values()), "golden")
+    outputs = {role: values[name] for role, name in decoders.items()}
+    return GoldenResult(outputs=outputs, values={n: values[n] for n in keep if n in values}, probes=run.probes)
