@@ -31,15 +31,17 @@ class token_progress:  # noqa: N801  (a context manager used like a function)
         self.task = None
 
     def __enter__(self):
-        self.bar.start()
-        self.task = self.bar.add_task("run", total=None)
         return self.update
 
     def update(self, done: int, total: int) -> None:
+        if self.task is None:  # shown from the first report on, so fast runs and early errors print nothing
+            self.bar.start()
+            self.task = self.bar.add_task("run", total=total)
         self.bar.update(self.task, completed=done, total=total)
 
     def __exit__(self, *exc) -> None:
-        self.bar.stop()
+        if self.task is not None:
+            self.bar.stop()
 
 
 def load_net(path: str):
