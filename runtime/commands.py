@@ -95,7 +95,7 @@ def cmd_compile(args) -> int:
         net = compile_model(
             source, lowering=args.lowering, precision=args.precision, features=args.features,
             seed=args.seed, max_tokens=args.max_tokens, per_layer=parse_layer_lowerings(args.layer_lowering),
-            orthogonal=args.orthogonal, calibrate=calibration,
+            orthogonal=args.orthogonal, calibrate=calibration, debug=args.debug,
         )
         net.save(args.output)
     counts = {}
@@ -136,8 +136,9 @@ def cmd_verify(args) -> int:
 
     net = load_net(args.net)
     batch = load_batch(args, net)
-    report = verify(net, args.reference, batch, backend=args.backend, rtol=args.rtol, timeout=args.timeout,
-                    granularity=args.granularity)
+    with token_progress(f"verifying on {args.backend}") as progress:
+        report = verify(net, args.reference, batch, backend=args.backend, rtol=args.rtol, timeout=args.timeout,
+                        granularity=args.granularity, progress=progress)
     report.print_table()
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=2))
