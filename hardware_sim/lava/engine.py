@@ -9,6 +9,7 @@ it and stops the run) and re-raised.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import typing as ty
 from collections import deque
@@ -35,15 +36,23 @@ class DelayLine:
 
 
 def report_error(path: str, message: str) -> None:
-    """Write ``message`` to ``path`` unless another process already reported (first error wins)."""
+    """Write ``message`` to ``path`` unless another process already reported (first error wins).
+
+    The message is written to a private file first and then hard-linked into place, so the
+    watchdog, which polls for ``path``, never reads it half-written.
+    """
     if not path:
         return
+    draft = f"{path}.{os.getpid()}"
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(draft, "w") as fh:
+            fh.write(message.replace("\n", " ")[:500])
+        os.link(draft, path)
     except OSError:
-        return
-    with os.fdopen(fd, "w") as fh:
-        fh.write(message.replace("\n", " ")[:500])
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(draft)
 
 
 class Engine:
