@@ -42,3 +42,16 @@ def test_unknown_chip_is_a_one_line_error(net_path, capsys):
     assert main(["report", str(net_path), "--chip", "loihi9"]) == 2
     err = capsys.readouterr().err.strip()
     assert "loihi9" in err and "\n" not in err
+
+
+def test_cost_overrides_change_the_energy_estimate(net_path, capsys, tmp_path):
+    base = report_json(capsys, str(net_path))
+    costs = tmp_path / "costs.json"
+    costs.write_text('{"costs": {"synop_energy_j": 1e-9}}')
+    dearer = report_json(capsys, str(net_path), "--costs", str(costs))
+    assert dearer["energy_per_token_j"] > base["energy_per_token_j"]
+    assert dearer["synops_per_token"] == base["synops_per_token"]
+    costs.write_text('{"costs": {"synop_energy_j": "lots"}}')
+    assert main(["report", str(net_path), "--costs", str(costs)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "synop_energy_j" in err and "\n" not in err
