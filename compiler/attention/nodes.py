@@ -301,10 +301,31 @@ class Activation(AttentionNode):
 
 
 def rope_tables(positions: np.ndarray, rotary_dim: int, base: float, dtype) -> tuple:
-    """cos and sin of ``p * base^(-2i/rotary_dim)``, each (B, T, rotary_dim/2)."""
+    """cos and sin of ``p * base^(-2i/rotary_dim)``, each ``positions.shape + (rotary_dim/2,)``."""
     inv_freq = 1.0 / (base ** (np.arange(0, rotary_dim, 2, dtype=np.float64) / rotary_dim))
     angles = positions[..., None].astype(np.float64) * inv_freq
     return np.cos(angles).astype(dtype), np.sin(angles).astype(dtype)
+
+
+def apply_rope(x: np.ndarray, positions, n_heads: int, head_dim: int, base: float, pairing: str,
+               rotary_dim: int, dtype) -> np.ndarray:
+    """Rotate ``x`` (..., n_heads * head_dim) at ``positions`` (broadcastable to ``x.shape[:-1]``).
+
+    See :class:`Rope` for the equations; the reference, the golden simulator and the Lava kernels
+    all rotate through this function.
+    """
+    lead = x.shape[:-1]
+    xh = x.reshape(*lead, n_heads, head_dim)
+    cos, sin = rope_tables(np.asarray(positions), rotary_dim, base, dtype)
+    cos, sin = cos[..., None, :], sin[..., None, :]
+    rot, rest = xh[..., :rotary_dim], xh[..., rotary_dim:]
+    if pairing == "half":
+        a, b = rot[..., : rotary_dim // 2], rot[..., rotary_dim // 2 :]
+        rotated = np.concatenate([a * cos - b * sin, b * cos + a * sin], axis=-1)
+    else:
+        a, b = rot[..., 0::2], rot[..., 1::2]
+        rotated = np.stack([a * cos - b * sin, b * cos + a * sin], axis=-1).reshape(rot.shape)
+    return np.concatenate([rotated, rest], axis=-1).reshape(*lead, -1)
 
 
 @dataclass
@@ -344,20 +365,8 @@ class Rope(AttentionNode):
         return want
 
     def evaluate(self, args, ctx):
-        x = args["x"]
-        B, T, _ = x.shape
-        xh = x.reshape(B, T, self.n_heads, self.head_dim)
-        cos, sin = rope_tables(ctx.positions, self.rotary_dim, self.base, ctx.dtype)
-        cos, sin = cos[:, :, None, :], sin[:, :, None, :]
-        rot, rest = xh[..., : self.rotary_dim], xh[..., self.rotary_dim :]
-        half = self.rotary_dim // 2
-        if self.pairing == "half":
-            a, b = rot[..., :half], rot[..., half:]
-            rotated = np.concatenate([a * cos - b * sin, b * cos + a * sin], axis=-1)
-        else:
-            a, b = rot[..., 0::2], rot[..., 1::2]
-            rotated = np.stack([a * cos - b * sin, b * cos + a * sin], axis=-1).reshape(rot.shape)
-        return np.concatenate([rotated, rest], axis=-1).reshape(B, T, -1)
+        return apply_rope(args["x"], ctx.positions, self.n_heads, self.head_dim, self.base, self.pairing,
+                          self.rotary_dim, ctx.dtype)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from compiler.attention.nodes import ACTIVATIONS, ROPE_PAIRINGS
+from compiler.attention.nodes import ACTIVATIONS, ROPE_PAIRINGS, activation, apply_rope
 from compiler.node_base import Node, Registry, array_field
 
 PROCESS_KINDS = Registry("process graph")
@@ -150,6 +150,20 @@ class Population(ProcessNode):
 
     def input_sizes(self):
         return {p: self.size for p in self.input_ports()}
+
+    def respond(self, inputs: list, positions, dtype):
+        """The float response to ``inputs`` (one array per port, same shape) at token ``positions``
+        (broadcastable to the leading axes); the golden simulator and the Lava kernels call this."""
+        if self.response == "product":
+            return inputs[0] * inputs[1]
+        u = inputs[0]
+        for extra in inputs[1:]:
+            u = u + extra
+        if self.response == "identity":
+            return u
+        if self.response == "rotary":
+            return apply_rope(u, positions, dtype=dtype, **self.rope)
+        return activation(self.response, u)
 
 
 @dataclass

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.attention.nodes import activation, rope_tables
 from hardware_sim.golden.registry import behaviour
 
 
@@ -36,39 +35,10 @@ def synapses(op, args, run):
     return out if op.bias is None else out + op.bias.astype(run.dtype)
 
 
-def rotary(u: np.ndarray, rope: dict, run) -> np.ndarray:
-    """``y = u cos(p theta) + R u sin(p theta)`` per head, R the pair rotation of the rope pairing."""
-    B, T, _ = u.shape
-    heads, d, rd = rope["n_heads"], rope["head_dim"], rope["rotary_dim"]
-    uh = u.reshape(B, T, heads, d)
-    cos, sin = rope_tables(run.positions, rd, rope["base"], run.dtype)
-    cos, sin = cos[:, :, None, :], sin[:, :, None, :]
-    rot, rest = uh[..., :rd], uh[..., rd:]
-    if rope["pairing"] == "half":
-        a, b = rot[..., : rd // 2], rot[..., rd // 2 :]
-        out = np.concatenate([a * cos - b * sin, b * cos + a * sin], axis=-1)
-    else:
-        a, b = rot[..., 0::2], rot[..., 1::2]
-        out = np.stack([a * cos - b * sin, b * cos + a * sin], axis=-1).reshape(rot.shape)
-    return np.concatenate([out, rest], axis=-1).reshape(B, T, -1)
-
-
 @behaviour("population")
 def population(op, args, run):
     """``u = sum_p in_p`` (product neurons: ``u = in0 * in1``), then the response."""
-    inputs = [args[p] for p in op.input_ports()]
-    if op.response == "product":
-        u = inputs[0] * inputs[1]
-    else:
-        u = inputs[0]
-        for extra in inputs[1:]:
-            u = u + extra
-    if op.response in ("identity", "product"):
-        y = u
-    elif op.response == "rotary":
-        y = rotary(u, op.rope, run)
-    else:
-        y = activation(op.response, u)
+    y = op.respond([args[p] for p in op.input_ports()], run.positions, run.dtype)
     run.probe("activity", op.name, "activity", y)
     return y
 

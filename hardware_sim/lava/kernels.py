@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.attention.nodes import activation, rope_tables
 from compiler.errors import SimulationError
 
 NEG = -np.inf
@@ -121,34 +120,8 @@ class PopulationKernel(Kernel):
         self.in_ports = op.input_ports()
 
     def step(self, s, inputs):
-        op = self.op
-        values = [inputs[p] for p in self.in_ports]
-        if op.response == "product":
-            u = values[0] * values[1]
-        else:
-            u = values[0]
-            for extra in values[1:]:
-                u = u + extra
-        if op.response in ("identity", "product"):
-            return u
-        if op.response == "rotary":
-            _, t = self.clock.locate(s)
-            return self.rotate(u, max(t, 0))
-        return activation(op.response, u)
-
-    def rotate(self, u, position):
-        rope = self.op.rope
-        heads, d, rd = rope["n_heads"], rope["head_dim"], rope["rotary_dim"]
-        uh = u.reshape(heads, d)
-        cos, sin = rope_tables(np.array([position]), rd, rope["base"], self.dtype)
-        rot, rest = uh[:, :rd], uh[:, rd:]
-        if rope["pairing"] == "half":
-            a, b = rot[:, : rd // 2], rot[:, rd // 2 :]
-            out = np.concatenate([a * cos - b * sin, b * cos + a * sin], axis=-1)
-        else:
-            a, b = rot[:, 0::2], rot[:, 1::2]
-            out = np.stack([a * cos - b * sin, b * cos + a * sin], axis=-1).reshape(rot.shape)
-        return np.concatenate([out, rest], axis=-1).reshape(-1)
+        _, t = self.clock.locate(s)
+        return self.op.respond([inputs[p] for p in self.in_ports], max(t, 0), self.dtype)
 
 
 class SynapsesKernel(Kernel):
