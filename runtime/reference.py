@@ -13,6 +13,7 @@ import numpy as np
 from compiler.attention import AttentionGraph, EvalContext
 from compiler.errors import InputError
 from compiler.interpret import interpret
+from hardware_sim.inputs import check_tokens
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -34,20 +35,6 @@ def resolve_dtype(precision: str | type) -> type:
     return np.dtype(precision).type
 
 
-def check_inputs(x: np.ndarray, mask: np.ndarray | None, width: int) -> np.ndarray:
-    """Validate token vectors (B, T, width) and return the boolean mask (B, T)."""
-    if x.ndim != 3 or x.shape[2] != width:
-        raise InputError(f"inputs must have shape (batch, tokens, {width}), got {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise InputError("inputs contain NaN or infinity")
-    if mask is None:
-        return np.ones(x.shape[:2], dtype=bool)
-    mask = np.asarray(mask)
-    if mask.shape != x.shape[:2]:
-        raise InputError(f"mask must have shape {x.shape[:2]}, got {mask.shape}")
-    return mask.astype(bool)
-
-
 def run_reference(
     graph: AttentionGraph,
     x: np.ndarray,
@@ -62,8 +49,7 @@ def run_reference(
     dtype = resolve_dtype(precision)
     shapes = graph.validate()
     entry = graph.input_node()
-    x = np.asarray(x)
-    mask = check_inputs(x, mask, shapes[entry][0])
+    x, mask = check_tokens(x, mask, shapes[entry][0])
     B, T = mask.shape
     ctx = EvalContext(dtype=dtype, mask=mask, positions=np.broadcast_to(np.arange(T), (B, T)))
     outputs = {op.role: op.name for op in graph.nodes() if op.kind == "output"}

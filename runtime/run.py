@@ -39,22 +39,20 @@ def run_golden(net, batch: Batch, probes, timeout, progress, keep=(), granularit
     from hardware_sim.golden import simulate
 
     result = simulate(net, batch.x, batch.mask, precision=float_precision(net), probes=set(probes), keep=tuple(keep))
-    return RunResult("golden", float_precision(net), dict(result.outputs), dict(getattr(result, "probes", {}) or {}),
-                     dict(getattr(result, "saturations", {}) or {}), values=dict(getattr(result, "values", {}) or {}))
+    return RunResult("golden", float_precision(net), result.outputs, result.probes, result.saturations,
+                     values=result.values)
 
 
 def run_on_lava(net, batch: Batch, probes, timeout, progress, keep=(), granularity="fused") -> RunResult:
-    import inspect
-
+    """Lava reads its outputs through sinks only, so ``keep`` is not served and ``values`` stays
+    empty: per-layer errors of a Lava run come from the golden simulator of the same network."""
     from hardware_sim.lava.runner import run_lava
 
     precision = float_precision(net)
     lava_precision = "float32" if precision in ("float32", "float64") else precision
-    extra = {"keep": tuple(keep)} if keep and "keep" in inspect.signature(run_lava).parameters else {}
     result = run_lava(net, batch.x, batch.mask, precision=lava_precision, probes=tuple(probes), timeout=timeout,
-                      progress=progress, granularity=granularity, **extra)
-    return RunResult("lava", lava_precision, dict(result.outputs), dict(getattr(result, "probes", {}) or {}),
-                     dict(getattr(result, "saturations", {}) or {}), values=dict(getattr(result, "values", {}) or {}))
+                      progress=progress, granularity=granularity)
+    return RunResult("lava", lava_precision, result.outputs, result.probes, result.saturations)
 
 
 RUNNERS = {"golden": run_golden, "lava": run_on_lava}
