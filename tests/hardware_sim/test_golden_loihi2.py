@@ -146,10 +146,5 @@ def check_fidelity(res):
         assert row["arith"] <= 1e-3 and row["loihi2"] <= 0.08, row
 
 
-def test_minilm_fidelity_20_sentences():
-    res = minilm_fidelity(20)
-    check_fidelity(res)
-
-
 def test_minilm_fidelity_200_sentences():
     check_fidelity(minilm_fidelity(200))
