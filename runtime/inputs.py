@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from compiler.errors import InputError
+from hardware_sim.inputs import check_tokens
 
 
 @dataclass
@@ -77,13 +78,9 @@ def batch_from_arrays(path: Path, arrays: dict[str, np.ndarray], encoder, width:
         x = encoder.encode_patches(arrays["images"])
         return Batch(x=x, mask=np.ones(x.shape[:2], bool))
     if "x" in arrays:
-        x = np.asarray(arrays["x"], dtype=np.float64)
-        if x.ndim != 3 or x.shape[2] != width:
-            raise InputError(f"{path}: array 'x' must have shape (batch, tokens, {width}), got {x.shape}")
-        if not np.all(np.isfinite(x)):
-            raise InputError(f"{path}: array 'x' contains NaN or infinity")
-        mask = np.ones(x.shape[:2], bool) if mask is None else np.asarray(mask).astype(bool)
-        if mask.shape != x.shape[:2]:
-            raise InputError(f"{path}: mask shape {mask.shape} differs from x's {x.shape[:2]}")
+        try:
+            x, mask = check_tokens(np.asarray(arrays["x"], dtype=np.float64), mask, width)
+        except (InputError, ValueError, TypeError) as exc:
+            raise InputError(f"{path}: array 'x': {exc}") from None
         return Batch(x=x, mask=mask)
     raise InputError(f"{path}: expected an array 'input_ids', 'x' or 'images', found {sorted(arrays) or 'none'}")
