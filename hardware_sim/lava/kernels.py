@@ -175,16 +175,9 @@ def schedule_of(op, net):
     return net.node(op.schedule)
 
 
-class FeaturesKernel(Kernel):
-    """Feature neurons.  Write of token t (weight ``w_t``): ``f(k_t) w_t`` (exact: slot t fires
-    ``w_t`` and stores ``k_t`` in ``keys``).  Read of query q: ``f(q)`` (exact: potentials
-    ``scale q.K_j``).  Message ``[write (H m), read (H m)]``; ports key (offset 0), query (R)."""
-
-    def __init__(self, op, net, dtype):
-        super().__init__(op, net, dtype)
-        self.group = op.n_heads // op.n_kv_heads
-        self.proj = None if op.projection is None else op.projection.astype(self.dtype)
-        self.root = self.dtype(np.sqrt(op.scale))
+class FeaturesLayout:
+    """Ports, message width and state of feature neurons (float and integer kernels alike):
+    message ``[write (H m), read (H m)]``; exact slots keep the stored ``keys`` (G, m, d)."""
 
     def offsets(self, read_offset):
         return {"key": 0, "query": read_offset}
@@ -195,6 +188,46 @@ class FeaturesKernel(Kernel):
     def state_shapes(self):
         op = self.op
         return {"keys": (op.n_kv_heads, op.m, op.head_dim)} if op.lowering == "exact" else {}
+
+
+class HebbianLayout:
+    """Message width and state of Hebbian synapses: ``[u (H v_head_dim), v_t (G v_head_dim) if
+    gated]``; state ``weights`` (G, v_head_dim, m)."""
+
+    def out_width(self):
+        op = self.op
+        return op.n_heads * op.v_head_dim + (op.n_kv_heads * op.v_head_dim if op.gated else 0)
+
+    def state_shapes(self):
+        op = self.op
+        return {"weights": (op.n_kv_heads, op.v_head_dim, op.m)}
+
+
+class AstrocyteLayout:
+    """Timing and state of an astrocyte: it answers in the read phase; state ``calcium`` (H, m),
+    ``soma`` and ``offset`` (H,), and for gated circuits the ``slots`` (G, v_head_dim, m)."""
+
+    def output_offset(self, read_offset):
+        return read_offset
+
+    def state_shapes(self):
+        op = self.op
+        shapes = {"calcium": (op.n_heads, op.m), "soma": (op.n_heads,), "offset": (op.n_heads,)}
+        if self.gated:
+            shapes["slots"] = (self.syn.n_kv_heads, op.v_head_dim, op.m)
+        return shapes
+
+
+class FeaturesKernel(FeaturesLayout, Kernel):
+    """Feature neurons.  Write of token t (weight ``w_t``): ``f(k_t) w_t`` (exact: slot t fires
+    ``w_t`` and stores ``k_t`` in ``keys``).  Read of query q: ``f(q)`` (exact: potentials
+    ``scale q.K_j``).  Message ``[write (H m), read (H m)]``; ports key (offset 0), query (R)."""
+
+    def __init__(self, op, net, dtype):
+        super().__init__(op, net, dtype)
+        self.group = op.n_heads // op.n_kv_heads
+        self.proj = None if op.projection is None else op.projection.astype(self.dtype)
+        self.root = self.dtype(np.sqrt(op.scale))
 
     def fmap(self, x):
         """Feature responses of ``x`` (G, r, d) already scaled by sqrt(scale) -> (G, r, m)."""
@@ -246,7 +279,7 @@ def split_features(msg, H, m):
     return msg[: H * m].reshape(H, m), msg[H * m :].reshape(H, m)
 
 
-class HebbianKernel(Kernel):
+class HebbianKernel(HebbianLayout, Kernel):
     """Plastic synapses: write ``H^g += v_t^g f^g(k_t)^T``; ungated read ``u^h = H^g f^h(q)``.
 
     The message at each step is ``[u (H v_head_dim), v_t (G v_head_dim) if gated]``: gated exact
@@ -256,14 +289,6 @@ class HebbianKernel(Kernel):
     def __init__(self, op, net, dtype):
         super().__init__(op, net, dtype)
         self.group = op.n_heads // op.n_kv_heads
-
-    def out_width(self):
-        op = self.op
-        return op.n_heads * op.v_head_dim + (op.n_kv_heads * op.v_head_dim if op.gated else 0)
-
-    def state_shapes(self):
-        op = self.op
-        return {"weights": (op.n_kv_heads, op.v_head_dim, op.m)}
 
     def step(self, s, inputs):
         op, clock = self.op, self.clock
@@ -285,7 +310,7 @@ class HebbianKernel(Kernel):
         return u.reshape(-1)
 
 
-class AstrocyteKernel(Kernel):
+class AstrocyteKernel(AstrocyteLayout, Kernel):
     """Astrocyte: write ``c_j += f_j(k_t)``; read ``r_j = c_j f_j(q)``, soma ``z = sum_j r_j``,
     output ``y = u / z`` (0 when nothing was written; ``u / (z + eps)`` when eps > 0).
 
@@ -299,16 +324,6 @@ class AstrocyteKernel(Kernel):
         self.syn = net.node(net.inputs_of(op.name)["synapses"])
         self.gated = bool(self.syn.gated)
         self.group = op.n_heads // self.syn.n_kv_heads
-
-    def output_offset(self, read_offset):
-        return read_offset
-
-    def state_shapes(self):
-        op = self.op
-        shapes = {"calcium": (op.n_heads, op.m), "soma": (op.n_heads,), "offset": (op.n_heads,)}
-        if self.gated:
-            shapes["slots"] = (self.syn.n_kv_heads, op.v_head_dim, op.m)
-        return shapes
 
     def step(self, s, inputs):
         op, clock = self.op, self.clock

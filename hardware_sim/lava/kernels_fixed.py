@@ -31,7 +31,14 @@ from hardware_sim.golden.fixed_circuit import gated_output_step, hebbian_write_s
 from hardware_sim.golden.fixed_features import score_params, score_step, slot_response_step, slot_writes_int
 from hardware_sim.golden.fixed_neurons import norm_params, norm_step, population_step, synapse_params, synapse_step
 from hardware_sim.golden.fixed_registry import Fx, qexp
-from hardware_sim.lava.kernels import KERNEL_SETS, Kernel, split_features
+from hardware_sim.lava.kernels import (
+    KERNEL_SETS,
+    AstrocyteLayout,
+    FeaturesLayout,
+    HebbianLayout,
+    Kernel,
+    split_features,
+)
 
 
 def as_int(x) -> np.ndarray:
@@ -106,7 +113,7 @@ def require_exact(op) -> None:
                               "precision supports exact circuits; compile with lowering='exact'")
 
 
-class FixedFeaturesKernel(FixedKernel):
+class FixedFeaturesKernel(FeaturesLayout, FixedKernel):
     """Exact slots.  Write of token t: slot t fires ``w_t 2**-e_f`` and stores ``k_t`` in ``keys``;
     read of q: potentials ``l = scale q.K_j`` (:func:`~hardware_sim.golden.fixed_features.score_step`).
     Message ``[write (H m), potentials (H m)]``."""
@@ -117,16 +124,6 @@ class FixedFeaturesKernel(FixedKernel):
         self.group = op.n_heads // op.n_kv_heads
         self.f_exp = qexp(op)
         self.params = score_params(op, self.in_exps["query"], self.in_exps["key"])
-
-    def offsets(self, read_offset):
-        return {"key": 0, "query": read_offset}
-
-    def out_width(self):
-        return 2 * self.op.n_heads * self.op.m
-
-    def state_shapes(self):
-        op = self.op
-        return {"keys": (op.n_kv_heads, op.m, op.head_dim)}
 
     def step(self, s, inputs):
         op, clock = self.op, self.clock
@@ -153,7 +150,7 @@ class FixedFeaturesKernel(FixedKernel):
         return np.concatenate([write.reshape(-1), potential.reshape(-1)])
 
 
-class FixedHebbianKernel(FixedKernel):
+class FixedHebbianKernel(HebbianLayout, FixedKernel):
     """Gated exact-slot synapses: write of token t adds the column
     ``sat(shift(v_t f(k_t)^T, e_v + e_f - e_w))`` (:func:`~hardware_sim.golden.fixed_circuit.hebbian_write_step`)
     to ``weights`` (G, v_head_dim, m).  Message ``[0 (H v_head_dim), new column (G v_head_dim)]``:
@@ -166,14 +163,6 @@ class FixedHebbianKernel(FixedKernel):
                                   "the loihi2 precision supports exact circuits")
         self.group = op.n_heads // op.n_kv_heads
         self.w_exp = qexp(op, "w_exp")
-
-    def out_width(self):
-        op = self.op
-        return (op.n_heads + op.n_kv_heads) * op.v_head_dim
-
-    def state_shapes(self):
-        op = self.op
-        return {"weights": (op.n_kv_heads, op.v_head_dim, op.m)}
 
     def state_exps(self):
         return {"weights": self.w_exp}
@@ -197,7 +186,7 @@ class FixedHebbianKernel(FixedKernel):
         return np.concatenate([np.zeros(H * dv, dtype=INT), column.reshape(-1)])
 
 
-class FixedAstrocyteKernel(FixedKernel):
+class FixedAstrocyteKernel(AstrocyteLayout, FixedKernel):
     """Astrocyte of an exact circuit: calcium ``c = sat(shift(sum_t f(k_t), e_f - e_c))`` (each read
     when causal; once per sequence, at the first read, when bidirectional), slot responses and soma
     offset (:func:`~hardware_sim.golden.fixed_features.slot_response_step`), soma ``z`` and ``1/z``
@@ -219,14 +208,6 @@ class FixedAstrocyteKernel(FixedKernel):
 
     def count_names(self):
         return (self.name, self.feats.name)
-
-    def output_offset(self, read_offset):
-        return read_offset
-
-    def state_shapes(self):
-        op = self.op
-        return {"calcium": (op.n_heads, op.m), "soma": (op.n_heads,), "offset": (op.n_heads,),
-                "slots": (self.syn.n_kv_heads, op.v_head_dim, op.m)}
 
     def state_exps(self):
         e = self.exps
