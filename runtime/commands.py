@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from compiler.errors import InputError, TripartiteError
@@ -208,11 +207,3 @@ def cmd_demo(args) -> int:
     if args.limit is not None and args.limit <= 0:
         raise InputError(f"--limit {args.limit}: give a positive number of test images")
     return demo(Path(args.out), backend=args.backend, limit=args.limit)
-
-
-def fail_usage(message: str) -> int:
-    print(f"tripartite: error: {message}", file=sys.stderr)
-    return 2
-
-
-__all__ = ["cmd_compile", "cmd_run", "cmd_verify", "cmd_report", "cmd_export", "cmd_demo", "InputError"]

@@ -59,12 +59,9 @@ class Clock:
 
 
 class Kernel:
-    """Base kernel: ports consumed ``port_offsets[p]`` steps after the write clock; the output
-    stream's token 0 leaves ``out_offset`` steps after it."""
-
-    port_offsets: dict[str, int] = {}
-    out_offset = 0
-    state_names: tuple[str, ...] = ()
+    """Base kernel: port ``p`` is consumed ``offsets(R)[p]`` steps after the write clock (``R`` the
+    read offset of the schedule); the output stream's token 0 leaves ``output_offset(R)`` steps
+    after it."""
 
     def __init__(self, op, net, dtype):
         self.op = op
@@ -166,13 +163,6 @@ class NormKernel(Kernel):
             self.state["gain"][:] = gain
         y = x * gain * self.weight
         return y if self.bias is None else y + self.bias
-
-
-def schedule_of(op, net):
-    """The Schedule node a feature population names."""
-    if op.schedule not in net or net.node(op.schedule).kind != "schedule":
-        raise SimulationError(f"lava: node {op.name!r} names schedule {op.schedule!r}, which is missing")
-    return net.node(op.schedule)
 
 
 class FeaturesLayout:
