@@ -149,10 +149,8 @@ def cmd_verify(args) -> int:
 
 
 def cmd_report(args) -> int:
-    try:
-        from hardware_sim.chip import load_chip, resources
-    except ImportError as exc:
-        raise NotAvailableError("report: the chip model is not available in this build") from exc
+    from hardware_sim.chip import load_chip, resources
+
     net = load_net(args.net)
     chip = load_chip(args.chip, overrides=args.costs)
     summary = resources(net, chip)
@@ -200,10 +198,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    try:
-        from runtime.demo import demo
-    except ImportError as exc:
-        raise NotAvailableError("demo: the bundled demo is not available in this build") from exc
+    from runtime.demo import demo
+
     if args.limit is not None and args.limit <= 0:
         raise InputError(f"--limit {args.limit}: give a positive number of test images")
     return demo(Path(args.out), backend=args.backend, limit=args.limit)

@@ -1,16 +1,14 @@
 """``tripartite demo``: compile the bundled digits transformer, run its test set, check it, report.
 
 Steps: load the trained model (compiler/models/data/digits_vit.npz) and the fixed test split of
-``load_digits``; compile with the exact lowering at loihi2 precision when the quantize pass is part
-of this build (float32 otherwise, said in the output); run the 359 test images on the chosen backend
-(Lava by default); compare with the float model (:func:`runtime.verify.verify`); print float and
-neuromorphic accuracy, prediction agreement, per-layer error and chip resources; write the report
-directory (``report.json``, PNG figures, ``index.html``).
+``load_digits``; compile with the exact lowering at loihi2 precision; run the 359 test images on the
+chosen backend (Lava's bit-accurate ``fixed_pt`` models by default); compare with the float model
+(:func:`runtime.verify.verify`); print float and neuromorphic accuracy, prediction agreement,
+per-layer error and chip resources; write the report directory (``report.json``, PNG figures, ``index.html``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from contextlib import contextmanager
@@ -18,33 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.errors import InputError, TripartiteError
 
+def chip_resources(net, chip: str = "loihi2") -> dict:
+    """``hardware_sim.chip.resources`` of ``net`` on ``chip``."""
+    from hardware_sim.chip import load_chip, resources
 
-class BackendUnavailableError(TripartiteError):
-    """The requested backend is not part of this build."""
-
-
-def demo_precision() -> str:
-    """loihi2 when the quantize pass exists in this build, else float32."""
-    return "loihi2" if importlib.util.find_spec("compiler.passes.quantize") else "float32"
-
-
-def backend_available(backend: str) -> bool:
-    if backend == "golden":
-        return True
-    try:
-        return importlib.util.find_spec("hardware_sim.lava.runner") is not None
-    except ModuleNotFoundError:
-        return False
-
-
-def chip_resources(net, chip: str = "loihi2") -> dict | None:
-    """``hardware_sim.chip.resources`` of ``net`` on ``chip``, or None when the chip model is absent."""
-    try:
-        from hardware_sim.chip import load_chip, resources
-    except ImportError:
-        return None
     return resources(net, load_chip(chip))
 
 
@@ -86,7 +62,7 @@ class Steps:
         return update
 
 
-def summary_table(report, resources: dict | None, precision_note: str, layers_from=None):
+def summary_table(report, resources: dict, precision_note: str, layers_from=None):
     from rich.table import Table
 
     table = Table(title="tripartite demo: a neuron-astrocyte network computing a vision transformer")
@@ -106,11 +82,9 @@ def summary_table(report, resources: dict | None, precision_note: str, layers_fr
     table.add_row("saturations", str(sum(report.saturations.values())))
     for key in ("neurons", "synapses", "bytes", "cores", "chips", "synops_per_token", "energy_per_token_j",
                 "latency_per_token_s"):
-        if resources and isinstance(resources.get(key), (int, float)):
+        if isinstance(resources.get(key), (int, float)):
             value = resources[key]
             table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-    if resources is None:
-        table.add_row("resources", "chip model not in this build")
     table.caption = precision_note
     return table
 
@@ -125,14 +99,10 @@ def demo(out_dir: Path, backend: str = "lava", limit: int | None = None, plots: 
     from runtime.verify import verify
 
     console = console or Console()
-    if not backend_available(backend):
-        raise BackendUnavailableError(f"demo: the {backend} backend is not available in this build; "
-                                 "run `tripartite demo --backend golden`")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    precision = demo_precision()
-    note = (f"compiled with the exact lowering at {precision} precision"
-            + ("" if precision == "loihi2" else " (the loihi2 quantize pass is not in this build)"))
+    precision = "loihi2"
+    note = f"compiled with the exact lowering at {precision} precision"
     console.print(f"[bold]tripartite demo[/bold]: {note}; backend {backend}")
     with Steps(console) as steps:
         with steps.step("loading the bundled digits transformer and test set"):
@@ -144,20 +114,8 @@ def demo(out_dir: Path, backend: str = "lava", limit: int | None = None, plots: 
             batch = Batch(x=x, mask=np.ones(x.shape[:2], dtype=bool), labels=labels)
         with steps.step(f"compiling (exact lowering, {precision})"):
             net = compile_model(graph, lowering="exact", precision=precision, max_tokens=x.shape[1])
-        try:
-            with steps.step(f"running {len(images)} test images on {backend} and the float reference") as task:
-                report = verify(net, graph, batch, backend=backend, progress=steps.advance(task))
-        except InputError as exc:
-            if precision != "loihi2" or "loihi2" not in str(exc):
-                raise
-            precision = "float32"
-            note = f"compiled with the exact lowering at float32 precision (the {backend} backend cannot run loihi2 " \
-                   "in this build)"
-            console.print(f"[yellow]{note}[/yellow]")
-            with steps.step("compiling (exact lowering, float32)"):
-                net = compile_model(graph, lowering="exact", precision=precision, max_tokens=x.shape[1])
-            with steps.step(f"running {len(images)} test images on {backend} and the float reference") as task:
-                report = verify(net, graph, batch, backend=backend, progress=steps.advance(task))
+        with steps.step(f"running {len(images)} test images on {backend} and the float reference") as task:
+            report = verify(net, graph, batch, backend=backend, progress=steps.advance(task))
         layers_from = report
         if not report.layers and backend != "golden":
             with steps.step("per-layer values and circuit probes from the golden simulator"):
