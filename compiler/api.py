@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from compiler.attention import AttentionGraph
 from compiler.passes.base import CompileOptions
 from compiler.pipeline import compile_graph
@@ -14,10 +12,8 @@ def load_attention_graph(source) -> AttentionGraph:
     """``source`` as an attention graph: itself, a checkpoint directory or a saved graph file."""
     if isinstance(source, AttentionGraph):
         return source
-    try:
-        from compiler.frontends.source import load_source
-    except ImportError:
-        return AttentionGraph.load(Path(source))
+    from compiler.frontends.source import load_source
+
     return load_source(source)
 
 

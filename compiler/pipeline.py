@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from compiler.attention import AttentionGraph
-from compiler.errors import PassError
 from compiler.passes.base import CompileOptions, Pass, PassManager
 from compiler.passes.lower_attention import LowerAttention
 from compiler.passes.lower_ops import LowerOps
 from compiler.passes.match_attention import MatchAttention
+from compiler.passes.place import Place
+from compiler.passes.quantize import Quantize
 from compiler.passes.validate import Validate
 from compiler.process import ProcessGraph
 
@@ -27,11 +28,6 @@ def passes(options: CompileOptions) -> list[Pass]:
 
 def loihi_passes() -> list[Pass]:
     """Quantize (24-bit state, 8-bit weights) and place on cores: the loihi2 precision only."""
-    try:
-        from compiler.passes.place import Place
-        from compiler.passes.quantize import Quantize
-    except ImportError as exc:
-        raise PassError(f"precision loihi2 needs the quantize and place passes ({exc})") from exc
     return [Quantize(), Place()]
 
 

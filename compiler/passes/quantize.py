@@ -7,8 +7,7 @@ statistics: for models that carry a tokenizer, the bundled calibration sentences
 (``calibration_sentences.txt``: varied English, questions, numbers, code-like text) tokenized and
 embedded; otherwise its embeddings applied to random token ids (4 sequences of up to 16 tokens, seed
 0), its patch projection applied to uniform [0, 1] images (square, up to 16 patches), or unit
-Gaussian vectors.  ``weight_ranges`` is the fallback
-when no simulator is importable: ranges propagated from weight statistics.
+Gaussian vectors.
 
 Each node's ``quant`` records (formats in docs/fixed_point.md; value = integer * 2**exp)::
 
@@ -170,31 +169,6 @@ def _head_norm(a, heads: int, mask) -> float:
     return _max_abs(np.linalg.norm(a, axis=-1), mask)
 
 
-def weight_ranges(net, input_range: float = 4.0) -> dict[str, dict[str, float]]:
-    """Fallback without a simulator: ranges propagated by ``|W x|_inf <= max_i |W_i|_2 |x|_2``-style
-    statistical bounds (``|y| ~ 4 sigma``), capped below by the input range of each node."""
-    ranges: dict[str, dict[str, float]] = {}
-    for name in net.order():
-        op, inputs = net.node(name), net.inputs_of(name)
-        r_in = max((ranges[s]["value"] for s in inputs.values()), default=input_range)
-        if op.kind == "synapses" and op.weight is not None:
-            r = 4.0 * r_in * float(np.sqrt(np.mean(op.weight**2) * op.pre_size)) / 2.0
-            r += _max_abs(op.bias) if op.bias is not None else 0.0
-        elif op.kind == "population" and op.response == "product":
-            r = r_in * r_in
-        elif op.kind == "population":
-            r = r_in * op.fan_in
-        elif op.kind == "norm_astrocyte":
-            r = 4.0 * _max_abs(op.weight) + (_max_abs(op.bias) if op.bias is not None else 0.0)
-        elif op.kind == "features":
-            r = 1.0
-        else:
-            r = r_in
-        ranges[name] = {"value": r, "input": r, "score": r_in * r_in, "gain": 1e3, "calcium": float(DEFAULT_TOKENS),
-                        "soma_sum": float(DEFAULT_TOKENS), "soma_min": 1.0}
-    return ranges
-
-
 # ---- per-kind records -------------------------------------------------------------------------------
 def _activity(op, r):
     op.quant.update(range=r.get("value", 0.0), exp=state_exp(r.get("value", 0.0)), bits=STATE_BITS)
@@ -250,10 +224,7 @@ class Quantize(Pass):
 
     def run(self, graph, options: CompileOptions):
         x, mask, source = calibration_inputs(graph, options.calibration, options.max_tokens)
-        try:
-            ranges = simulated_ranges(graph, x, mask)
-        except ImportError:
-            ranges, source = weight_ranges(graph, _max_abs(x, mask)), "weight statistics (no simulator)"
+        ranges = simulated_ranges(graph, x, mask)
         exact_soma_bounds(graph, ranges)
         for name in graph.order():
             op = graph.node(name)
