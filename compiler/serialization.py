@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from compiler.atomic import atomic_write
 from compiler.errors import SerializationError
+from compiler.npzfile import write_npz
 
 STRUCTURE_KEY = "__structure__"
 
@@ -29,8 +31,8 @@ def save_archive(path: str | Path, structure: dict[str, Any], arrays: dict[str, 
     for key, value in arrays.items():
         if value.dtype == object:
             raise SerializationError(f"{path}: array {key!r} has dtype object; store numeric arrays only")
-    with open(path, "wb") as handle:
-        np.savez(handle, **{STRUCTURE_KEY: blob}, **arrays)
+    with atomic_write(path) as handle:
+        write_npz(handle, {STRUCTURE_KEY: blob, **arrays})
     return path
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from compiler.atomic import atomic_write
 from compiler.errors import InputError
+from compiler.npzfile import write_npz
 from compiler.process import ProcessGraph
 from runtime.inputs import Batch
 from runtime.reference import mean_pool
@@ -92,6 +94,6 @@ def output_arrays(net: ProcessGraph, batch: Batch, result: RunResult) -> dict[st
 
 def save_outputs(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     path = Path(path)
-    with open(path, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
+    with atomic_write(path) as handle:
+        write_npz(handle, arrays, compress=True)
     return path
