@@ -26,6 +26,20 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--granularity", choices=("fused", "block", "fine"), default="fused",
                    help="Lava processes: one for the network (fused, default), one per block or per circuit element")
     p.add_argument("--plots", metavar="DIR", help="write PNG figures and an HTML page to DIR")
+    add_shard_options(p)
+
+
+def add_shard_options(p: argparse.ArgumentParser) -> None:
+    s = p.add_argument_group("large inputs (runtime/shards)")
+    s.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="local worker processes for the shards (default: the machine's cores)")
+    s.add_argument("--scheduler", metavar="ADDRESS", help="run the shards on a Dask distributed cluster")
+    s.add_argument("--shard-size", type=int, default=None, metavar="S", help="sequences per shard (default 32)")
+    s.add_argument("--resume", action="store_true", help="continue an interrupted run from its finished shards")
+    s.add_argument("--fail-fast", action="store_true", help="stop at the first failing shard")
+    s.add_argument("--truncate", action="store_true",
+                   help="cut texts longer than the network's token limit instead of refusing them")
+    s.add_argument("--force", action="store_true", help="run even when the memory estimate exceeds what is free")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="export a compiled network for Loihi-class toolchains")
     e.add_argument("net")
-    e.add_argument("--format", choices=("netlist", "nir", "netx"), required=True)
+    e.add_argument("--format", choices=("netlist", "brian2", "nir"), required=True,
+                   help="netlist: HDF5 file (.h5); brian2: a script directory; nir: NIR file (.nir)")
     e.add_argument("-o", "--output", required=True)
 
     d = sub.add_parser("demo", help="compile, simulate on Lava and verify the bundled model")
@@ -96,9 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from runtime import commands
+    from runtime.signals import Terminated, terminate_on_signals
 
     try:
-        return getattr(commands, f"cmd_{args.command}")(args)
+        with terminate_on_signals():
+            return getattr(commands, f"cmd_{args.command}")(args)
+    except Terminated as exc:
+        print(f"tripartite {args.command}: stopped by {exc.name}", file=sys.stderr)
+        return 128 + exc.signum
     except TripartiteError as exc:
         if args.debug:
             traceback.print_exc()

@@ -44,9 +44,10 @@ class token_progress:  # noqa: N801  (a context manager used like a function)
 
 
 def load_net(path: str):
-    from compiler.process import ProcessGraph
+    """A compiled network from a .tpn archive, an HDF5 netlist or a NIR file of tripartite's dialect."""
+    from compiler.exporters import load_network
 
-    return ProcessGraph.load(path)
+    return load_network(path)
 
 
 def load_batch(args, net):
@@ -57,6 +58,10 @@ def load_batch(args, net):
     if args.inputs:
         return load_npz_inputs(args.inputs, net.encoder, width)
     texts = args.text if args.text else read_text_file(args.text_file)
+    if getattr(args, "truncate", False):
+        from runtime.limits import token_limit
+
+        return from_texts(net.encoder, texts, {**net.meta, "max_seq_length": token_limit(net)})
     return from_texts(net.encoder, texts, net.meta)
 
 
@@ -109,6 +114,10 @@ def cmd_run(args) -> int:
     from runtime.run import output_arrays, run, save_outputs
 
     net = load_net(args.net)
+    from runtime.shard_commands import cmd_run_sharded, use_shards
+
+    if use_shards(args):
+        return cmd_run_sharded(args, net)
     batch = load_batch(args, net)
     probes = [p for p in args.probe.split(",") if p]
     if args.generate:
@@ -134,13 +143,20 @@ def cmd_verify(args) -> int:
     from runtime.verify import verify
 
     net = load_net(args.net)
-    batch = load_batch(args, net)
-    with token_progress(f"verifying on {args.backend}") as progress:
-        report = verify(net, args.reference, batch, backend=args.backend, rtol=args.rtol, timeout=args.timeout,
-                        granularity=args.granularity, progress=progress)
+    from runtime.shard_commands import cmd_verify_sharded, use_shards
+
+    if use_shards(args):
+        report = cmd_verify_sharded(args, net)
+    else:
+        batch = load_batch(args, net)
+        with token_progress(f"verifying on {args.backend}") as progress:
+            report = verify(net, args.reference, batch, backend=args.backend, rtol=args.rtol, timeout=args.timeout,
+                            granularity=args.granularity, progress=progress)
     report.print_table()
     if args.json:
-        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2))
+        from compiler.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(report.to_dict(), indent=2))
     if args.plots:
         from runtime.plots import verify_plots
 
@@ -187,13 +203,12 @@ def lava_schedule(net, tokens: int | None) -> dict:
 
 
 def cmd_export(args) -> int:
-    try:
-        from compiler.export import export
-    except ImportError as exc:
-        raise NotAvailableError(f"export --format {args.format} is not available in this build") from exc
+    from compiler.exporters import describe, export
+
     net = load_net(args.net)
     path = export(net, args.format, args.output)
-    print(f"exported {args.net} as {args.format} -> {path}")
+    summary = describe(args.format, path)
+    print(f"exported {args.net} as {args.format} -> {path}" + (f" ({summary})" if summary else ""))
     return 0
 
 
