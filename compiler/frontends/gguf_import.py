@@ -67,15 +67,24 @@ def open_gguf(path: Path):
 
 
 def read_metadata(reader, path: Path) -> dict[str, Any]:
-    """Every metadata field as a Python value (strings, numbers, booleans, lists)."""
+    """Every metadata field as a Python value (strings, numbers, booleans, lists).
+
+    A float32 field holds the float32 rounding of the decimal its converter was given (1e-6 is stored as
+    9.99999997e-07); it is read back as the shortest decimal with the same float32 value (1e-6).
+    """
+    import gguf
+
     values = {}
     for name, field in reader.fields.items():
         if name.startswith("GGUF."):
             continue
         try:
-            values[name] = field.contents()
+            value = field.contents()
         except READ_ERRORS as exc:
             raise FrontendError(f"{path}: metadata field {name!r} is corrupt ({exc})") from exc
+        if field.types == [gguf.GGUFValueType.FLOAT32]:
+            value = float(str(np.float32(value)))
+        values[name] = value
     return values
 
 
