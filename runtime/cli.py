@@ -21,7 +21,8 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
     src.add_argument("--text", action="append", help="input text (repeat for a batch)")
     src.add_argument("--text-file", help="file with one input text per line")
     src.add_argument("--inputs", help=".npz with 'input_ids' (+ 'mask', 'token_type_ids') or token vectors 'x'")
-    p.add_argument("--backend", choices=("golden", "lava"), default="golden", help="simulator (default: golden)")
+    p.add_argument("--backend", choices=("golden", "lava", "brian2"), default="golden",
+                   help="simulator (default: golden)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before a Lava run is stopped")
     p.add_argument("--granularity", choices=("fused", "block", "fine"), default="fused",
                    help="Lava processes: one for the network (fused, default), one per block or per circuit element")

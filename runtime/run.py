@@ -15,7 +15,7 @@ from compiler.process import ProcessGraph
 from runtime.inputs import Batch
 from runtime.reference import mean_pool
 
-BACKENDS = ("golden", "lava")
+BACKENDS = ("golden", "lava", "brian2")
 GRANULARITIES = ("fused", "block", "fine")
 
 
@@ -57,12 +57,22 @@ def run_on_lava(net, batch: Batch, probes, timeout, progress, keep=(), granulari
     return RunResult("lava", lava_precision, result.outputs, result.probes, result.saturations)
 
 
-RUNNERS = {"golden": run_golden, "lava": run_on_lava}
+def run_on_brian2(net, batch: Batch, probes, timeout, progress, keep=(), granularity="fused") -> RunResult:
+    """Brian2 runs float64 arithmetic; ``loihi2`` networks run with their dequantized chip weights."""
+    from hardware_sim.brian2.backend import simulate_brian2
+
+    precision = "loihi2" if float_precision(net) == "loihi2" else "float64"
+    outputs, values = simulate_brian2(net, batch.x, batch.mask, precision=precision, probes=tuple(probes),
+                                      keep=tuple(keep))
+    return RunResult("brian2", precision, outputs, values=values)
+
+
+RUNNERS = {"golden": run_golden, "lava": run_on_lava, "brian2": run_on_brian2}
 
 
 def run(net: ProcessGraph, batch: Batch, backend: str = "golden", probes=(), timeout: float = 600.0,
         progress=None, keep=(), granularity: str = "fused") -> RunResult:
-    """Run ``net`` on ``batch`` with ``backend`` (golden or lava); ``keep``: process nodes whose values
+    """Run ``net`` on ``batch`` with ``backend`` (golden, lava or brian2); ``keep``: process nodes whose values
     (B, T, size) to return in ``values`` (per-layer comparisons); ``granularity``: one Lava process for
     the whole network (``fused``), one per block (``block``) or per circuit element (``fine``), see
     docs/lava_schedule.md."""

@@ -52,7 +52,8 @@ class Build:
     objects: list = field(default_factory=list)
     namespace: dict = field(default_factory=dict)
     sources: dict[str, Source] = field(default_factory=dict)
-    recorded: dict[str, tuple[Source, StateMonitor]] = field(default_factory=dict)
+    recorded: dict[str, StateMonitor] = field(default_factory=dict)
+    kept: dict[str, StateMonitor] = field(default_factory=dict)
     circuits: dict = field(default_factory=dict)
     next_order: int = 0
     used_names: set = field(default_factory=set)
@@ -100,10 +101,11 @@ class Build:
         self.namespace[name] = self.clock.writes(written, self.levels[circuit])
         return name
 
-    def record(self, role: str, source: Source) -> None:
+    def record(self, role: str, source: Source, into: dict | None = None) -> None:
+        """Record the activity ``y`` of ``source`` at the end of every step as output ``role``."""
         monitor = StateMonitor(source.group, "y", record=True, when="end", name=self.name(f"record_{role}"))
         self.add(monitor)
-        self.recorded[role] = (source, monitor)
+        (self.recorded if into is None else into)[role] = monitor
 
 
 def upstream_circuits(records: dict[str, NodeRecord]) -> dict[str, set[str]]:
@@ -137,8 +139,9 @@ def configure() -> None:
     defaultclock.dt = DT
 
 
-def build_network(records: list[NodeRecord], x: np.ndarray, mask: np.ndarray) -> tuple[Network, Build]:
-    """The Brian2 network of ``records`` (in topological order) for inputs ``x`` (B, T, width)."""
+def build_network(records: list[NodeRecord], x: np.ndarray, mask: np.ndarray, keep=()) -> tuple[Network, Build]:
+    """The Brian2 network of ``records`` (in topological order) for inputs ``x`` (B, T, width),
+    recording the outputs and the activity of the nodes named in ``keep``."""
     configure()
     by_name = {r.name: r for r in records}
     levels, sweeps = circuit_levels(schedule_modes(by_name), upstream_circuits(by_name))
@@ -151,11 +154,18 @@ def build_network(records: list[NodeRecord], x: np.ndarray, mask: np.ndarray) ->
         source = BUILDERS[node.kind](build, node)
         if source is not None:
             build.sources[node.name] = source
+            if node.name in keep:
+                build.record(node.name, source, into=build.kept)
     return Network(*build.objects), build
 
 
-def simulate_records(records: list[NodeRecord], x: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
-    """Run the network of ``records`` on ``x`` (B, T, width) with padding ``mask``; outputs by role (B, T, size)."""
-    net, build = build_network(records, x, mask)
+def simulate_records(records: list[NodeRecord], x: np.ndarray, mask: np.ndarray, keep=()):
+    """Run the network of ``records`` on ``x`` (B, T, width) with padding ``mask``.
+
+    Returns outputs by role and the values of the ``keep`` nodes by name, each (B, T, size).
+    """
+    net, build = build_network(records, x, mask, set(keep))
     net.run(build.clock.steps * DT, namespace=build.namespace)
-    return {role: build.clock.readout(np.asarray(monitor.y).T) for role, (source, monitor) in build.recorded.items()}
+    read = build.clock.readout
+    return ({role: read(np.asarray(m.y).T) for role, m in build.recorded.items()},
+            {name: read(np.asarray(m.y).T) for name, m in build.kept.items()})
