@@ -25,6 +25,7 @@ from compiler.errors import InputError, SimulationError
 from hardware_sim.fixed_point import SaturationCounter
 from hardware_sim.inputs import check_token_inputs
 from hardware_sim.lava.host_fixed import decode_outputs, encode_inputs
+from hardware_sim.lava.orphan import watch_parent
 from hardware_sim.lava.probes import attach_monitors, probe_kinds, read_monitors, slice_records, wanted
 from hardware_sim.lava.schedule import make_plan
 
@@ -232,8 +233,10 @@ def log_segments(shm_log: str) -> None:
 
 def worker_main(sender, net, plan, x, tag, error_file, shm_log, fused, report_progress, records) -> None:
     """Forked worker: build, run, read, stop; results or a one-line error go through ``sender``."""
+    parent = os.getppid()
     os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    watch_parent(parent, shm_log)  # a killed caller leaves nothing running (hardware_sim/lava/orphan.py)
     code = 0
     lnet = None
     try:
