@@ -52,8 +52,10 @@ class InputEncoder:
             return None
         return int(self.position_embeddings.shape[0]) - self.position_offset
 
-    def encode(self, input_ids: np.ndarray, token_type_ids: np.ndarray | None = None, dtype=np.float64):
-        """Embed ``input_ids`` (B, T) into (B, T, width) vectors."""
+    def encode(self, input_ids: np.ndarray, token_type_ids: np.ndarray | None = None, dtype=np.float64,
+               positions: np.ndarray | None = None):
+        """Embed ``input_ids`` (B, T) into (B, T, width) vectors; ``positions`` (B, T) are the tokens'
+        positions ``p_t`` (default ``0 .. T-1``; a stream continuing a sequence passes its own)."""
         if self.token_embeddings is None:
             raise InputError("this model takes images, not token ids; pass an array 'images' (batch, H, W)")
         ids = np.asarray(input_ids)
@@ -64,11 +66,14 @@ class InputEncoder:
                 f"input_ids hold ids outside [0, {self.vocab_size}); was the text tokenized for this model?"
             )
         T = ids.shape[1]
-        if self.max_positions is not None and T > self.max_positions:
-            raise InputError(f"{T} tokens exceed the model's {self.max_positions} positions; shorten the input")
-        x = self.token_embeddings.astype(dtype)[ids]
-        if self.position_embeddings is not None:
+        last = T if positions is None else int(np.max(positions, initial=-1)) + 1
+        if self.max_positions is not None and last > self.max_positions:
+            raise InputError(f"{last} tokens exceed the model's {self.max_positions} positions; shorten the input")
+        x = self.token_embeddings[ids].astype(dtype)  # rows first: the table can be large
+        if self.position_embeddings is not None and positions is None:
             x = x + self.position_embeddings.astype(dtype)[self.position_offset : self.position_offset + T][None]
+        elif self.position_embeddings is not None:
+            x = x + self.position_embeddings[self.position_offset + np.asarray(positions)].astype(dtype)
         if self.token_type_embeddings is not None:
             types = np.zeros_like(ids) if token_type_ids is None else np.asarray(token_type_ids)
             x = x + self.token_type_embeddings.astype(dtype)[types]

@@ -11,6 +11,9 @@ Per key/value head g and query head h (in group g), with write weights ``w_t`` (
 - Exact slots: the soma holds the offset ``s_t = max_j scale q_t.K_j`` over slots written by t
   and feeds it back to the slot neurons, whose response is ``exp(scale q_t.K_j - s_t)``.
 
+A run continuing a stream (:mod:`.stream`) starts ``H`` and ``c`` from the state the last run left
+and adds its writes in the same order.
+
 Interventions (see :mod:`hardware_sim.golden.interventions`) scale the calcium seen by every read
 (``calcium_scale`` on the astrocyte) or the Hebbian weights (``weight_scale`` on the synapses).
 """
@@ -23,17 +26,13 @@ import numpy as np
 
 from hardware_sim.golden.features import FeatureActivity, heads
 from hardware_sim.golden.registry import behaviour
+from hardware_sim.golden.stream import continue_sum, fit, grow
 
 
 def grouped(x: np.ndarray, n_kv: int) -> np.ndarray:
     """(B, H, T, m) -> (B, G, (H/G) T, m): query heads of one key/value head side by side."""
     B, H, T, m = x.shape
     return x.reshape(B, n_kv, (H // n_kv) * T, m)
-
-
-def trajectory(write: np.ndarray, causal: bool) -> np.ndarray:
-    """State seen by each read: running sum over writes (causal, (B, G, T, m)) or the total ((B, G, 1, m))."""
-    return np.cumsum(write, axis=2) if causal else write.sum(axis=2, keepdims=True)
 
 
 @dataclass
@@ -46,12 +45,13 @@ class HebbianState:
     u: np.ndarray | None = None
 
 
-def causal_reads(op, v, fk, fq, scale):
-    """``u_t = (H_t * scale) f(q_t)`` with ``H_t`` grown write by write (vectorised over batch, heads)."""
+def causal_reads(op, v, fk, fq, scale, initial=None):
+    """``u_t = (H_t * scale) f(q_t)`` with ``H_t`` grown write by write from ``initial`` (or 0),
+    vectorised over batch and heads."""
     B, G, T, dv = v.shape
     r = op.n_heads // op.n_kv_heads
     fq = fq.reshape(B, G, r, T, -1)
-    H = np.zeros((B, G, dv, fk.shape[-1]), dtype=v.dtype)
+    H = np.zeros((B, G, dv, fk.shape[-1]), dtype=v.dtype) if initial is None else initial.copy()
     u = np.empty((B, G, r, T, dv), dtype=v.dtype)
     for t in range(T):
         H += v[:, :, t, :, None] * fk[:, :, t, None, :]
@@ -65,19 +65,24 @@ def hebbian(op, args, run):
     """Outer-product Hebbian writes; ungated synapses also transmit ``u = H f(q)`` in read phases."""
     feats: FeatureActivity = args["pre"]
     v = heads(args["teacher"], op.n_kv_heads)
-    scale = run.intervention(op.name, "weight_scale")
+    n = feats.write.shape[-1]
+    scale = fit(run.intervention(op.name, "weight_scale"), n)
+    initial = grow(run.initial(op.name, "weights"), n)
     causal = feats.schedule.mode == "causal"
     if op.gated or not causal:
         H = np.swapaxes(v, -1, -2) @ feats.write
+        if initial is not None:
+            H = initial + H
         Hs = H if scale is None else H * scale
         u = None
         if not op.gated:
             B, Hn, T, m = feats.read.shape
             u = (grouped(feats.read, op.n_kv_heads) @ np.swapaxes(Hs, -1, -2)).reshape(B, Hn, T, -1)
     else:
-        u, H = causal_reads(op, v, feats.write, feats.read, scale)
+        u, H = causal_reads(op, v, feats.write, feats.read, scale, initial)
         Hs = H if scale is None else H * scale
-    run.probe("weights", op.name, "weights", Hs)
+    run.keep_state(op.name, weights=H)
+    run.probe("weights", op.name, "weights", grow(Hs, op.m))
     return HebbianState(op, Hs, u)
 
 
@@ -94,11 +99,13 @@ def astrocyte(op, args, run):
     """Calcium integration, process responses, soma sum (and offset) and divisive gain."""
     feats: FeatureActivity = args["features"]
     syn: HebbianState = args["synapses"]
-    calcium = np.repeat(trajectory(feats.write, feats.schedule.mode == "causal"), feats.group, axis=1)
+    acc = continue_sum(feats.write, feats.schedule.mode == "causal", run.initial(op.name, "calcium"))
+    run.keep_state(op.name, calcium=acc[:, :, -1:])
+    calcium = np.repeat(acc, feats.group, axis=1)
     offset = None
     if feats.potential is not None:
         feats.read, offset = slot_response(feats, calcium > 0, run.dtype)
-    scale = run.intervention(op.name, "calcium_scale")
+    scale = fit(run.intervention(op.name, "calcium_scale"), calcium.shape[-1])
     if scale is not None:
         calcium = calcium * scale
     gate = calcium * feats.read
@@ -120,9 +127,11 @@ def astrocyte(op, args, run):
 def record_probes(op, feats, run, calcium, z, offset, T):
     """Per-token probes, token axis second: calcium (B, T, H, m), soma sum and offset (B, T, H)."""
     if "calcium" in run.probe_kinds:
-        B, H, _, m = calcium.shape
-        run.probe("calcium", op.name, "calcium", np.broadcast_to(calcium, (B, H, T, m)).transpose(0, 2, 1, 3))
+        B, H, _, n = calcium.shape
+        c = grow(np.broadcast_to(calcium, (B, H, T, n)), op.m)
+        run.probe("calcium", op.name, "calcium", c.transpose(0, 2, 1, 3))
     run.probe("soma", op.name, "soma_sum", z.transpose(0, 2, 1))
     if offset is not None:
         run.probe("soma", op.name, "soma_offset", offset.transpose(0, 2, 1))
-        run.probe("activity", feats.op.name, "activity", feats.read.transpose(0, 2, 1, 3))
+        if "activity" in run.probe_kinds:
+            run.probe("activity", feats.op.name, "activity", grow(feats.read, op.m).transpose(0, 2, 1, 3))

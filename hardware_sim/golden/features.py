@@ -9,6 +9,8 @@ Heads are laid out (B, heads, T, ...).  With ``x' = x sqrt(scale)``:
 - exact:   slot neurons; write of token t makes slot t fire 1 and stores ``k_t`` on its afferent
   synapses (``K = sum_t w_t e_t k_t^T``); the read potential of slot j is ``l_j = scale q.K_j``,
   the response ``exp(l_j - s)`` for written slots (the offset ``s`` comes from the astrocyte soma).
+  Only the slots written so far take part (``n = start + T`` of the ``m``; a run continuing a
+  stream starts at slot ``start``, see :mod:`.stream`).
 """
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ class FeatureActivity:
 
     ``write``: (B, G, T, m) write-phase responses ``w_t f(k_t)`` per key/value head (0 for tokens
     not written).  ``read``: (B, H, T, m) read-phase responses ``f(q_t)``; for exact slots it is
-    filled in by the astrocyte once the soma's offset is known, and ``potential`` (B, H, T, m)
-    holds ``scale q_t.K_j``.  ``keys``: (B, G, m, d) keys stored on exact slots.
+    filled in by the astrocyte once the soma's offset is known, and ``potential`` (B, H, T, n)
+    holds ``scale q_t.K_j``.  ``keys``: (B, G, n, d) keys stored on exact slots.  Exact circuits
+    carry only the ``n`` slots written so far (``m`` at most) on their last axis.
     """
 
     op: object
@@ -73,14 +76,34 @@ class FeatureActivity:
         return self.op.n_heads // self.op.n_kv_heads
 
 
-def slot_writes(op, w: np.ndarray, dtype) -> np.ndarray:
-    """(B, G, T, m): slot t fires ``w_t`` in the write phase of token t."""
+def check_slots(op, used: int) -> None:
+    """A one-line error when ``used`` columns exceed the ``m`` slots of exact circuit ``op``."""
+    if used > op.m:
+        raise SimulationError(f"golden: node {op.name!r} has {op.m} slots but the input has {used} tokens; "
+                              f"compile with --max-tokens {used} or more")
+
+
+def slot_writes(op, w: np.ndarray, dtype, start: int = 0) -> np.ndarray:
+    """(B, G, T, start + T): slot ``start + t`` fires ``w_t`` in the write phase of token t."""
     B, T = w.shape
-    if T > op.m:
-        raise SimulationError(f"golden: node {op.name!r} has {op.m} slots but the input has {T} tokens; "
-                              f"compile with --max-tokens {T} or more")
-    eye = np.eye(T, op.m, dtype=dtype)
-    return np.broadcast_to(w[:, None, :, None] * eye[None, None], (B, op.n_kv_heads, T, op.m))
+    check_slots(op, start + T)
+    eye = np.eye(T, start + T, k=start, dtype=dtype)
+    return np.broadcast_to(w[:, None, :, None] * eye[None, None], (B, op.n_kv_heads, T, start + T))
+
+
+def exact_features(op, schedule, w, k, q, run) -> FeatureActivity:
+    """Slot writes, stored keys ``K`` (earlier runs' slots, then this run's ``w_t k_t``) and the read
+    potentials ``scale q.K_j`` over the slots written so far."""
+    write = slot_writes(op, w, run.dtype, run.start)
+    keys = w[:, None, :, None].astype(run.dtype) * k
+    earlier = run.initial(op.name, "keys")
+    if earlier is not None:
+        keys = np.concatenate([earlier, keys], axis=2)
+    run.keep_state(op.name, keys=keys)
+    B, H, T, d = q.shape
+    qg = q.reshape(B, op.n_kv_heads, -1, d)
+    potential = (qg @ np.swapaxes(keys, -1, -2)).reshape(B, H, T, -1) * run.dtype(op.scale)
+    return FeatureActivity(op, schedule, write, potential=potential, keys=keys)
 
 
 @behaviour("features")
@@ -91,14 +114,9 @@ def features(op, args, run):
     k = heads(args["key"], op.n_kv_heads)
     q = heads(args["query"], op.n_heads)
     if op.lowering == "exact":
-        write = slot_writes(op, w, run.dtype)
-        keys = np.swapaxes(write, -1, -2) @ k
-        B, H, T, d = q.shape
-        qg = q.reshape(B, op.n_kv_heads, -1, d)
-        potential = (qg @ np.swapaxes(keys, -1, -2)).reshape(B, H, T, op.m) * run.dtype(op.scale)
-        return FeatureActivity(op, schedule, write, potential=potential, keys=keys)
+        return exact_features(op, schedule, w, k, q, run)
     root = run.dtype(np.sqrt(op.scale))
-    proj = None if op.projection is None else op.projection.astype(run.dtype)
+    proj = run.cast(op, "projection")
     fmap = FEATURE_MAPS[op.lowering]
     write = fmap(k * root, op, proj) * w[:, None, :, None]
     B, H, T, d = q.shape

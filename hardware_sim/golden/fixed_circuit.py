@@ -35,10 +35,11 @@ from hardware_sim.fixed_point import (
     shift,
     to_float,
 )
-from hardware_sim.golden.circuit import grouped, trajectory
+from hardware_sim.golden.circuit import grouped
 from hardware_sim.golden.features import heads
 from hardware_sim.golden.fixed_features import FixedFeatures, probe_activity, slot_response_step
 from hardware_sim.golden.fixed_registry import Fx, fixed_behaviour, qexp
+from hardware_sim.golden.stream import continue_sum, fit, grow
 
 GATE_EXP = -TABLE_FRAC
 
@@ -74,12 +75,13 @@ def hebbian_read_step(H, fq, f_exp: int, w_exp: int, u_exp: int, counter, name: 
                     name)
 
 
-def causal_hebbian(op, v, fk, fq, v_exp, f_exp, w_exp, u_exp, scale, counter):
-    """Reads of query t see the weights after write t: ``u_t = H_t f(q_t)`` (loop over tokens)."""
+def causal_hebbian(op, v, fk, fq, v_exp, f_exp, w_exp, u_exp, scale, counter, initial=None):
+    """Reads of query t see the weights after write t: ``u_t = H_t f(q_t)`` (loop over tokens); the
+    exact sum ``acc`` continues from ``initial``.  Returns ``u``, ``H`` and ``acc``."""
     B, G, T, dv = v.shape
     r = op.n_heads // op.n_kv_heads
     fq = fq.reshape(B, G, r, T, -1)
-    acc = np.zeros((B, G, dv, fk.shape[-1]), dtype=np.int64)
+    acc = np.zeros((B, G, dv, fk.shape[-1]), dtype=np.int64) if initial is None else initial
     u = np.empty((B, G, r, T, dv), dtype=np.int64)
     H = acc
     for t in range(T):
@@ -87,29 +89,37 @@ def causal_hebbian(op, v, fk, fq, v_exp, f_exp, w_exp, u_exp, scale, counter):
         H = scale_q22(saturate(shift(acc, v_exp + f_exp - w_exp), STATE_BITS, counter, op.name), scale, counter,
                       op.name)
         u[:, :, :, t] = hebbian_read_step(H, fq[:, :, :, t], f_exp, w_exp, u_exp, counter, op.name)
-    return u.reshape(B, op.n_heads, T, dv), H
+    return u.reshape(B, op.n_heads, T, dv), H, acc
 
 
 @fixed_behaviour("hebbian_synapses")
 def hebbian(op, args, run):
-    """Outer-product writes; ungated synapses also transmit ``u = H f(q)`` in read phases."""
+    """Outer-product writes; ungated synapses also transmit ``u = H f(q)`` in read phases.  Gated
+    (exact) weights continue from the last run's ``H`` (each slot is written once); ungated causal
+    ones from its exact sum ``acc``."""
     feats: FixedFeatures = args["pre"]
     teacher: Fx = args["teacher"]
     v = heads(teacher.q, op.n_kv_heads)
     w_exp, u_exp = qexp(op, "w_exp"), qexp(op)
-    scale = run.intervention(op.name, "weight_scale")
+    n = feats.write.shape[-1]
+    scale = fit(run.intervention(op.name, "weight_scale"), n)
     u = None
     if op.gated or feats.schedule.mode != "causal":
         H = hebbian_write_step(v, feats.write, teacher.exp, feats.exp, w_exp, run.counter, op.name)
+        earlier = grow(run.initial(op.name, "weights"), n)
+        if earlier is not None:
+            H = earlier + H
+        run.keep_state(op.name, weights=H)
         H = scale_q22(H, scale, run.counter, op.name)
         if not op.gated:
             B, Hn, T, m = feats.read.shape
             u = hebbian_read_step(H, grouped(feats.read, op.n_kv_heads), feats.exp, w_exp, u_exp, run.counter,
                                   op.name).reshape(B, Hn, T, -1)
     else:
-        u, H = causal_hebbian(op, v, feats.write, feats.read, teacher.exp, feats.exp, w_exp, u_exp, scale,
-                              run.counter)
-    run.probe("weights", op.name, "weights", to_float(H, w_exp))
+        u, H, acc = causal_hebbian(op, v, feats.write, feats.read, teacher.exp, feats.exp, w_exp, u_exp, scale,
+                                   run.counter, run.initial(op.name, "sum"))
+        run.keep_state(op.name, sum=acc)
+    run.probe("weights", op.name, "weights", grow(to_float(H, w_exp), op.m))
     return FixedHebbian(op, H, w_exp, u, u_exp)
 
 
@@ -140,14 +150,16 @@ def astrocyte(op, args, run):
     feats: FixedFeatures = args["features"]
     syn: FixedHebbian = args["synapses"]
     c_exp, z_exp, r_exp, y_exp = qexp(op, "calcium_exp"), qexp(op, "soma_exp"), qexp(op, "recip_exp"), qexp(op)
-    acc = trajectory(feats.write, feats.schedule.mode == "causal")
+    acc = continue_sum(feats.write, feats.schedule.mode == "causal", run.initial(op.name, "calcium"))
+    run.keep_state(op.name, calcium=acc[:, :, -1:])
     calcium = saturate(shift(np.repeat(acc, feats.group, axis=1), feats.exp - c_exp), STATE_BITS, run.counter,
                        op.name)
     offset = None
     if feats.potential is not None:
         feats.read, offset = slot_response_step(feats.potential, calcium > 0, feats.score_exp, feats.exp,
                                                 run.counter, feats.op.name)
-    calcium = scale_q22(calcium, run.intervention(op.name, "calcium_scale"), run.counter, op.name)
+    calcium = scale_q22(calcium, fit(run.intervention(op.name, "calcium_scale"), calcium.shape[-1]), run.counter,
+                        op.name)
     r, p_exp, z, recip, alive = soma_step(calcium, feats.read, c_exp, feats.exp, z_exp, r_exp, op.eps, run.counter,
                                           op.name)
     if syn.op.gated:
@@ -163,8 +175,8 @@ def astrocyte(op, args, run):
 def record_probes(op, feats, run, calcium, c_exp, z, z_exp, offset, T):
     """The float simulator's probes, as values of the integers: calcium, soma sum, offset, activity."""
     if "calcium" in run.probe_kinds:
-        B, H, _, m = calcium.shape
-        c = np.broadcast_to(to_float(calcium, c_exp), (B, H, T, m))
+        B, H, _, n = calcium.shape
+        c = grow(np.broadcast_to(to_float(calcium, c_exp), (B, H, T, n)), op.m)
         run.probe("calcium", op.name, "calcium", c.transpose(0, 2, 1, 3))
     run.probe("soma", op.name, "soma_sum", to_float(z, z_exp).transpose(0, 2, 1))
     if offset is not None:

@@ -24,8 +24,9 @@ import numpy as np
 
 from compiler.errors import SimulationError
 from hardware_sim.fixed_point import INT, STATE_BITS, exact_product, exp_fixed, saturate, shift, to_float
-from hardware_sim.golden.features import heads
+from hardware_sim.golden.features import check_slots, heads
 from hardware_sim.golden.fixed_registry import Fx, fixed_behaviour, qexp
+from hardware_sim.golden.stream import grow
 
 SCALE_BITS = 23
 ACC_BITS = 32
@@ -92,14 +93,18 @@ def slot_response_step(potential, written, score_exp: int, f_exp: int, counter, 
     return np.where(written, f, 0), s[..., 0]
 
 
-def slot_writes_int(op, w: np.ndarray, f_exp: int) -> np.ndarray:
-    """(B, G, T, m): slot t fires ``w_t`` (payload ``2**-f_exp``) in the write phase of token t."""
+def slot_writes_int(op, w: np.ndarray, f_exp: int, start: int = 0) -> np.ndarray:
+    """(B, G, T, start + T): slot ``start + t`` fires ``w_t`` (payload ``2**-f_exp``) in the write
+    phase of token t."""
     B, T = w.shape
-    if T > op.m:
-        raise SimulationError(f"golden: node {op.name!r} has {op.m} slots but the input has {T} tokens; "
-                              f"compile with --max-tokens {T} or more")
-    eye = np.eye(T, op.m, dtype=INT) << INT(-f_exp)
-    return np.broadcast_to(w[:, None, :, None] * eye[None, None], (B, op.n_kv_heads, T, op.m))
+    check_slots(op, start + T)
+    eye = np.eye(T, start + T, k=start, dtype=INT) << INT(-f_exp)
+    return np.broadcast_to(w[:, None, :, None] * eye[None, None], (B, op.n_kv_heads, T, start + T))
+
+
+def causal_visibility(T: int, n: int, start: int, group: int) -> np.ndarray:
+    """((H/G) T, n) bool: query ``t`` (column ``start + t``) is read before slots after it are written."""
+    return np.tile(np.arange(n)[None, :] <= start + np.arange(T)[:, None], (group, 1))
 
 
 @fixed_behaviour("features")
@@ -112,18 +117,25 @@ def features(op, args, run):
     query: Fx = args["query"]
     schedule = run.schedule(op.schedule)
     f_exp = qexp(op)
-    write = slot_writes_int(op, run.written_int(schedule), f_exp)
-    k, q = heads(key.q, op.n_kv_heads), heads(query.q, op.n_heads)
-    keys = np.swapaxes(write != 0, -1, -2).astype(INT) @ k  # slot j stores k_j (exact copy)
+    w = run.written_int(schedule)
+    write = slot_writes_int(op, w, f_exp, run.start)
+    keys = np.where(w[:, None, :, None] != 0, heads(key.q, op.n_kv_heads), 0)  # slot j stores k_j (exact copy)
+    earlier = run.initial(op.name, "keys")
+    if earlier is not None:
+        keys = np.concatenate([earlier, keys], axis=2)
+    run.keep_state(op.name, keys=keys)
+    q = heads(query.q, op.n_heads)
     B, H, T, d = q.shape
     p = score_params(op, query.exp, key.exp)
     visible = None
-    if schedule.mode == "causal":  # read t happens before slots > t are written
-        visible = np.tile(np.arange(op.m)[None, :] <= np.arange(T)[:, None], (H // op.n_kv_heads, 1))
+    if schedule.mode == "causal":  # read t happens before later slots are written
+        visible = causal_visibility(T, keys.shape[2], run.start, H // op.n_kv_heads)
     potential = score_step(p, q.reshape(B, op.n_kv_heads, -1, d), keys, run.counter, op.name, visible)
-    return FixedFeatures(op, schedule, write, f_exp, potential=potential.reshape(B, H, T, op.m),
+    return FixedFeatures(op, schedule, write, f_exp, potential=potential.reshape(B, H, T, -1),
                          score_exp=p.score_exp)
 
 
 def probe_activity(run, feats: FixedFeatures) -> None:
-    run.probe("activity", feats.op.name, "activity", to_float(feats.read, feats.exp).transpose(0, 2, 1, 3))
+    if "activity" in run.probe_kinds:
+        read = grow(to_float(feats.read, feats.exp), feats.op.m)
+        run.probe("activity", feats.op.name, "activity", read.transpose(0, 2, 1, 3))

@@ -204,7 +204,7 @@ def output_decoder(op, args, run):
 @fixed_behaviour("synapses")
 def synapses(op, args, run):
     x: Fx = args["pre"]
-    p = synapse_params(op, x.exp, run.counter, op.name)
+    p = run.prepared(op.name, "params", lambda: synapse_params(op, x.exp, run.counter, op.name))
     return Fx(synapse_step(p, x.q, run.counter, op.name), p.y_exp)
 
 
@@ -218,7 +218,7 @@ def population(op, args, run):
 @fixed_behaviour("norm_astrocyte")
 def norm_astrocyte(op, args, run):
     x: Fx = args["x"]
-    p = norm_params(op, x.exp, run.counter)
+    p = run.prepared(op.name, "params", lambda: norm_params(op, x.exp, run.counter))
     y, r = norm_step(p, x.q, run.counter, op.name)
     out = Fx(y, p.y_exp)
     run.probe("activity", op.name, "activity", out.value())

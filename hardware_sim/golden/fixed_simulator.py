@@ -36,15 +36,16 @@ def stand_in_padding(x, mask) -> np.ndarray:
     return np.where(mask[..., None], x, stand_in)
 
 
-def simulate_fixed(net, x, mask=None, probes=(), interventions=None, keep=()):
+def simulate_fixed(net, x, mask=None, probes=(), interventions=None, keep=(), stream=None, positions=None):
     """Run ``net`` (compiled with precision loihi2) in integer arithmetic; see
     :func:`hardware_sim.golden.simulator.simulate` for the arguments."""
-    from hardware_sim.golden.simulator import GoldenResult, check
+    from hardware_sim.golden.simulator import GoldenResult, advanced, check, stream_context
 
     entry, x, mask, kinds = check(net, x, mask, "float64", set(probes))
     B, T = mask.shape
-    run = FixedRun(net=net, dtype=np.float64, mask=mask, positions=np.broadcast_to(np.arange(T), (B, T)),
-                   probe_kinds=kinds, interventions=normalise(net, interventions, B, np.float64))
+    stream, positions = stream_context(stream, positions, B, T)
+    run = FixedRun(net=net, dtype=np.float64, mask=mask, positions=positions, probe_kinds=kinds,
+                   interventions=normalise(net, interventions, B, np.float64), stream=stream)
     e_in = qexp(net.node(entry))
     quantize(x[mask], e_in, STATE_BITS, run.counter, entry)  # saturations of the real tokens
     values = {entry: Fx(quantize(stand_in_padding(x, mask), e_in, STATE_BITS, SaturationCounter(), entry), e_in)}
@@ -53,4 +54,4 @@ def simulate_fixed(net, x, mask=None, probes=(), interventions=None, keep=()):
                        set(keep) | set(decoders.values()), "golden loihi2")
     outputs = {role: values[name].value() for role, name in decoders.items()}
     return GoldenResult(outputs=outputs, values={n: _float(values[n]) for n in keep if n in values},
-                        probes=run.probes, saturations=run.counter.to_dict())
+                        probes=run.probes, saturations=run.counter.to_dict(), stream=advanced(stream, T, run.final))

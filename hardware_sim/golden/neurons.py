@@ -31,8 +31,8 @@ def output_decoder(op, args, run):
 def synapses(op, args, run):
     """``out = W pre + b`` (one-to-one synapses when ``W`` is None)."""
     pre = args["pre"]
-    out = pre if op.weight is None else pre @ op.weight.astype(run.dtype).T
-    return out if op.bias is None else out + op.bias.astype(run.dtype)
+    out = pre if op.weight is None else pre @ run.cast(op, "weight").T
+    return out if op.bias is None else out + run.cast(op, "bias")
 
 
 @behaviour("population")
@@ -51,9 +51,9 @@ def norm_astrocyte(op, args, run):
     if op.mode == "layer":
         x = x - x.mean(axis=-1, keepdims=True)
     gain = 1.0 / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps)
-    y = x * gain * op.weight.astype(run.dtype)
+    y = x * gain * run.cast(op, "weight")
     if op.bias is not None:
-        y = y + op.bias.astype(run.dtype)
+        y = y + run.cast(op, "bias")
     run.probe("activity", op.name, "activity", y)
     run.probe("soma", op.name, "gain", gain[..., 0])
     return y

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from compiler.errors import SimulationError
+from hardware_sim.golden.stream import StreamState
 
 BEHAVIOURS: dict[str, Callable] = {}
 
@@ -29,7 +30,11 @@ def behaviour(kind: str):
 @dataclass
 class Run:
     """What every behaviour may read: dtype, padding mask (B, T), positions (B, T), the network,
-    the probe kinds requested, interventions by node, and the probe records written so far."""
+    the probe kinds requested, interventions by node, and the probe records written so far.
+
+    ``stream`` is the circuit state the run starts from (:mod:`.stream`; empty for a run from
+    scratch); ``final`` collects the state circuits leave for the next run.
+    """
 
     net: object
     dtype: type
@@ -38,6 +43,35 @@ class Run:
     probe_kinds: frozenset
     interventions: dict
     probes: dict = field(default_factory=dict)
+    stream: StreamState = field(default_factory=StreamState)
+    final: dict = field(default_factory=dict)
+
+    @property
+    def start(self) -> int:
+        """Columns written before this run: token ``t`` of this run is column ``start + t``."""
+        return self.stream.start
+
+    def initial(self, node: str, var: str):
+        """State variable ``var`` of ``node`` left by the previous run, or None."""
+        return self.stream.nodes.get(node, {}).get(var)
+
+    def keep_state(self, node: str, **arrays) -> None:
+        """Record the state ``node`` leaves for the next run."""
+        self.final.setdefault(node, {}).update(arrays)
+
+    def prepared(self, node: str, what: str, make):
+        """``make()``, computed once per node and stream (weights cast to the run's dtype, mantissas)."""
+        key = (node, what)
+        if key not in self.stream.cache:
+            self.stream.cache[key] = make()
+        return self.stream.cache[key]
+
+    def cast(self, op, attr: str):
+        """``op.<attr>`` in the run's dtype (None stays None), cast once per stream."""
+        value = getattr(op, attr)
+        if value is None or value.dtype == self.dtype:
+            return value
+        return self.prepared(op.name, attr, lambda: value.astype(self.dtype))
 
     def probe(self, kind: str, node: str, var: str, value: np.ndarray) -> None:
         """Record ``value`` as ``node/var`` when probes of ``kind`` were requested."""

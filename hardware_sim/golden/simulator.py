@@ -12,6 +12,7 @@ from compiler.process import ProcessGraph
 from hardware_sim.golden import circuit, features, neurons  # noqa: F401  (register behaviours)
 from hardware_sim.golden.interventions import normalise
 from hardware_sim.golden.registry import BEHAVIOURS, PROBE_KINDS, Run
+from hardware_sim.golden.stream import StreamState
 from hardware_sim.inputs import check_token_inputs
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -25,6 +26,22 @@ class GoldenResult:
     values: dict[str, np.ndarray] = field(default_factory=dict)
     probes: dict[str, np.ndarray] = field(default_factory=dict)
     saturations: dict[str, int] = field(default_factory=dict)
+    stream: StreamState | None = None
+
+
+def stream_context(stream: StreamState | None, positions, B: int, T: int):
+    """The state a run starts from and its token positions (default ``start + t``)."""
+    stream = stream or StreamState()
+    if positions is None:
+        positions = np.broadcast_to(stream.start + np.arange(T), (B, T))
+    elif np.shape(positions) != (B, T):
+        raise InputError(f"positions must have shape {(B, T)}, got {np.shape(positions)}")
+    return stream, positions
+
+
+def advanced(stream: StreamState, T: int, final: dict) -> StreamState:
+    """The state after a run of ``T`` tokens that started from ``stream`` and left ``final``."""
+    return StreamState(start=stream.start + T, nodes=final, cache=stream.cache)
 
 
 def check(net: ProcessGraph, x, mask, precision, probes):
@@ -39,7 +56,7 @@ def check(net: ProcessGraph, x, mask, precision, probes):
 
 
 def simulate(net: ProcessGraph, x, mask=None, precision: str = "float64", probes=(), interventions=None,
-             keep=()) -> GoldenResult:
+             keep=(), stream: StreamState | None = None, positions=None) -> GoldenResult:
     """Run ``net`` on token vectors ``x`` (B, T, width) with padding ``mask`` (B, T).
 
     Parameters
@@ -51,18 +68,23 @@ def simulate(net: ProcessGraph, x, mask=None, precision: str = "float64", probes
     interventions : node name -> {action: array}; see :mod:`hardware_sim.golden.interventions`.
     keep : process node names whose values to return.
     precision : float64, float32, or loihi2 (integer arithmetic, :mod:`.fixed_simulator`).
+    stream : the circuit state to continue from (:mod:`.stream`; the result's ``stream`` is the
+        state after this run); None starts from scratch.
+    positions : (B, T) token positions for rotary populations; default ``stream.start + t``.
     """
     if precision == "loihi2":
         from hardware_sim.golden.fixed_simulator import simulate_fixed
 
-        return simulate_fixed(net, x, mask, probes, interventions, keep)
+        return simulate_fixed(net, x, mask, probes, interventions, keep, stream, positions)
     entry, x, mask, kinds = check(net, x, mask, precision, set(probes))
     dtype = DTYPES[precision]
     B, T = mask.shape
-    run = Run(net=net, dtype=dtype, mask=mask, positions=np.broadcast_to(np.arange(T), (B, T)),
-              probe_kinds=kinds, interventions=normalise(net, interventions, B, dtype))
+    stream, positions = stream_context(stream, positions, B, T)
+    run = Run(net=net, dtype=dtype, mask=mask, positions=positions, probe_kinds=kinds,
+              interventions=normalise(net, interventions, B, dtype), stream=stream)
     decoders = {op.role: op.name for op in net.of_kind("output_decoder")}
     values = interpret(net, {entry: x.astype(dtype)}, lambda op, args: BEHAVIOURS[op.kind](op, args, run),
                        set(keep) | set(decoders.values()), "golden")
     outputs = {role: values[name] for role, name in decoders.items()}
-    return GoldenResult(outputs=outputs, values={n: values[n] for n in keep if n in values}, probes=run.probes)
+    return GoldenResult(outputs=outputs, values={n: values[n] for n in keep if n in values}, probes=run.probes,
+                        stream=advanced(stream, T, run.final))

@@ -1,0 +1,56 @@
+"""Circuit state carried from one run of the golden simulator to the next (streaming).
+
+A causal circuit's memory is its state after the last write: the stored keys of exact slots
+``K`` (B, G, n, d), the Hebbian weights ``H`` (B, G, v_head_dim, n) (``n`` the slots written so far
+for exact circuits, ``m`` for feature circuits), the calcium of every astrocyte process ``c``
+(B, G, 1, n).  A run that starts from a state continues the sequences where the last run stopped:
+its token ``t`` is column ``start + t`` (exact slot ``start + t``), its reads see every earlier
+write, and the state it leaves holds the writes of both runs.  The norm astrocytes, populations and
+synapses hold nothing between tokens.
+
+Running ``T`` tokens at once or in pieces gives the same numbers: every running sum continues from
+the state with the same additions in the same order (:func:`continue_sum`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class StreamState:
+    """``start``: columns already written; ``nodes``: node name -> {variable: array};
+    ``cache``: per-node parameters prepared once and reused by later runs (dtype-cast weights,
+    integer mantissas)."""
+
+    start: int = 0
+    nodes: dict = field(default_factory=dict)
+    cache: dict = field(default_factory=dict)
+
+
+def grow(x: np.ndarray | None, n: int, axis: int = -1) -> np.ndarray | None:
+    """``x`` zero-padded to ``n`` entries along ``axis`` (None stays None)."""
+    if x is None or x.shape[axis] == n:
+        return x
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (0, n - x.shape[axis])
+    return np.pad(x, pad)
+
+
+def fit(x: np.ndarray | None, n: int) -> np.ndarray | None:
+    """The first ``n`` entries of the last axis (interventions cover all ``m`` slots; a run uses ``n``)."""
+    return None if x is None else x[..., :n]
+
+
+def continue_sum(write: np.ndarray, causal: bool, initial: np.ndarray | None) -> np.ndarray:
+    """State seen by each read: ``initial + running sum`` over ``write`` (B, G, T, n) along the token
+    axis, added one write at a time after ``initial`` (B, G, 1, n') so that a split run adds in the
+    same order as a whole one; bidirectional: the total, (B, G, 1, n)."""
+    if initial is None:
+        return np.cumsum(write, axis=2) if causal else write.sum(axis=2, keepdims=True)
+    initial = grow(initial, write.shape[-1])
+    if not causal:
+        return initial + write.sum(axis=2, keepdims=True)
+    return np.cumsum(np.concatenate([initial, write], axis=2), axis=2)[:, :, 1:]
