@@ -1,0 +1,174 @@
+"""SIGTERM, SIGHUP and SIGKILL of a running command leave no process and no shared-memory segment
+behind; an interrupted sharded run resumes to the same bytes as an uninterrupted one.
+
+Each command runs as a subprocess carrying a unique environment tag, inherited by every process it
+starts (the Lava worker and its Lava processes, Dask workers); the tests count the live tagged
+processes, and the ``/dev/shm/psm_*`` segments those processes had mapped, after the signal.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compiler.api import compile as compile_model
+from compiler.models import random_bert
+
+pytestmark = pytest.mark.lava
+ROOT = Path(__file__).resolve().parents[2]
+TEXT = " ".join("abcdefghijklmnopqrstuvwxyz"[i % 26] for i in range(28))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, tokenized):
+    root = tmp_path_factory.mktemp("signals")
+    graph = tokenized(random_bert(seed=5))
+    compile_model(graph, max_tokens=32, precision="float32").save(root / "bert.tpn")
+    (root / "texts.txt").write_text("\n".join([TEXT] * 8) + "\n")
+    (root / "long.txt").write_text("\n".join([TEXT] * 64) + "\n")  # 10 s on Lava fused, more on fine
+    (root / "four.txt").write_text("\n".join(TEXT.split()[i:] and " ".join(TEXT.split()[i:]) for i in range(4)) + "\n")
+    return root
+
+
+def tagged(tag: str) -> list[int]:
+    """Live processes whose environment carries ``tag``."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if tag.encode() not in fh.read():
+                    continue
+            with open(f"/proc/{entry}/stat") as fh:
+                if fh.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def mapped_segments(pids) -> set[str]:
+    names = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/maps") as fh:
+                names |= {line.split("/dev/shm/")[1].split()[0] for line in fh if "/dev/shm/psm_" in line}
+        except OSError:
+            continue
+    return names
+
+
+def start(tag: str, *args) -> subprocess.Popen:
+    env = {**os.environ, "TRIPARTITE_SIGNAL_TEST": tag}
+    return subprocess.Popen([sys.executable, "-m", "runtime.cli", *map(str, args)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def wait_for(condition, seconds: float):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    return None
+
+
+def wait_for_lava(proc, tag: str) -> set[str]:
+    """The segments of the tagged processes once Lava is running (at least one segment mapped)."""
+    segments = wait_for(lambda: proc.poll() is None and mapped_segments(tagged(tag)), 120)
+    assert segments, f"Lava did not start: {proc.communicate(timeout=30)[1].decode()[-500:]}"
+    time.sleep(0.3)
+    return segments | mapped_segments(tagged(tag))
+
+
+def assert_nothing_left(tag: str, segments: set[str], seconds: float = 15) -> None:
+    left = wait_for(lambda: not tagged(tag) and not any(os.path.exists(f"/dev/shm/{s}") for s in segments) or None,
+                    seconds)
+    assert left, (f"left behind: {len(tagged(tag))} processes, "
+                  f"{sum(os.path.exists(f'/dev/shm/{s}') for s in segments)} segments")
+
+
+@pytest.mark.parametrize("granularity, sig", [("fused", signal.SIGTERM), ("fine", signal.SIGTERM),
+                                              ("fused", signal.SIGHUP)])
+def test_signal_stops_a_lava_run_like_ctrl_c(files, tmp_path, granularity, sig):
+    tag = uuid.uuid4().hex
+    proc = start(tag, "run", files / "bert.tpn", "--text-file", files / "texts.txt", "--backend", "lava",
+                 "--granularity", granularity, "--workers", "1", "-o", tmp_path / "out.npz")
+    segments = wait_for_lava(proc, tag)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig
+    lines = [line for line in err.decode().splitlines() if line.strip()]
+    assert lines == [f"tripartite run: stopped by {signal.Signals(sig).name}"]
+    assert_nothing_left(tag, segments)
+
+
+@pytest.mark.parametrize("granularity", ["fused", "fine"])
+def test_killed_parent_leaves_no_lava_worker(files, tmp_path, granularity):
+    """The run takes ~10 s: a worker that did not notice its parent's death would still be running."""
+    tag = uuid.uuid4().hex
+    proc = start(tag, "run", files / "bert.tpn", "--text-file", files / "long.txt", "--backend", "lava",
+                 "--granularity", granularity, "--workers", "1", "--shard-size", "64", "-o", tmp_path / "out.npz")
+    segments = wait_for_lava(proc, tag)
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert_nothing_left(tag, segments, seconds=3)
+
+
+def test_signal_stops_lava_runs_inside_dask_workers(files, tmp_path):
+    tag = uuid.uuid4().hex
+    proc = start(tag, "run", files / "bert.tpn", "--text-file", files / "texts.txt", "--backend", "lava",
+                 "--workers", "2", "--shard-size", "4", "-o", tmp_path / "out.npz")
+    segments = wait_for_lava(proc, tag)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert_nothing_left(tag, segments)
+
+
+def test_group_killed_halfway_resumes_to_the_same_bytes(files, tmp_path):
+    tag = uuid.uuid4().hex
+    out = tmp_path / "out.npz"
+    args = ["run", files / "bert.tpn", "--text-file", files / "texts.txt", "--backend", "lava", "--workers", "1",
+            "--shard-size", "4", "-o", out]
+    proc = start(tag, *args)
+    manifest = tmp_path / "out.npz.shards" / "manifest.json"
+
+    def one_done():
+        if not manifest.exists():
+            return False
+        return any(e["status"] == "done" for e in json.loads(manifest.read_text())["shards"].values())
+
+    assert wait_for(one_done, 120), proc.communicate(timeout=30)[1].decode()[-500:]
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM and not out.exists()
+    done = {k for k, e in json.loads(manifest.read_text())["shards"].items() if e["status"] == "done"}
+    assert len(done) == 1
+    kept = {p.name: p.stat().st_mtime_ns for p in manifest.parent.glob("shard-*.npz")}
+    resume = start(tag, *args, "--resume")
+    seen_kept = []
+
+    def finished():
+        if manifest.exists():  # the kept shards are never rewritten
+            seen_kept.append(all(p.stat().st_mtime_ns == t for n, t in kept.items()
+                                 if (p := manifest.parent / n).exists()))
+        return resume.poll() is not None
+
+    wait_for(finished, 180)
+    assert resume.wait(timeout=5) == 0 and all(seen_kept)
+    reference = tmp_path / "ref.npz"
+    full = start(tag, *args[:-1], reference)
+    assert full.wait(timeout=180) == 0
+    assert out.read_bytes() == reference.read_bytes()
+    with np.load(out, allow_pickle=False) as data:
+        assert data["hidden"].shape[0] == 8
