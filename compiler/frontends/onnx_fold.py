@@ -131,6 +131,20 @@ def should_fold(node) -> bool | None:
     return None
 
 
+def infer_contrib_shapes(model, path: Path):
+    """Shapes through onnxruntime's ``com.microsoft`` ops, which onnx's own inference does not know
+    (without them the shape arithmetic after a fused op would not fold)."""
+    import onnx_ir as ir
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    try:
+        proto = SymbolicShapeInference.infer_shapes(ir.serde.serialize_model(model), auto_merge=True)
+    except Exception as exc:  # noqa: BLE001
+        raise FrontendError(f"{path}: shape inference through onnxruntime's fused ops failed "
+                            f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})") from None
+    return ir.serde.deserialize_model(proto)
+
+
 def fold(path: str | Path) -> FoldedModel:
     """Read ``path`` and fold it at one sequence of a fixed token count."""
     from onnxscript.optimizer import optimize_ir
@@ -140,6 +154,8 @@ def fold(path: str | Path) -> FoldedModel:
     roles = input_roles(model, str(path))
     tokens = pick_tokens(model)
     fix_inputs(model, roles, tokens)
+    if any(node.domain == "com.microsoft" for node in model.graph):
+        model = infer_contrib_shapes(model, path)
     try:
         optimize_ir(model, num_iterations=3, should_fold=should_fold)
     except Exception as exc:  # noqa: BLE001  (the optimizer reports malformed graphs in many ways)
