@@ -143,7 +143,24 @@ def read_netlist(path: str | Path, validate: bool = True) -> ProcessGraph:
         graph.encoder = read_encoder(f["encoder"], path) if "encoder" in f else None
     if validate:
         _guard(path, "the network", graph.validate)
+        check_encoder(graph, f"{path}: /encoder")
     return graph
+
+
+def check_encoder(graph: ProcessGraph, where: str) -> None:
+    """Refuse an encoder whose tables are not 2-D or whose width is not the input node's size."""
+    enc = graph.encoder
+    if enc is None:
+        return
+    for name in ("token_embeddings", "position_embeddings", "token_type_embeddings", "patch_projection"):
+        table = getattr(enc, name)
+        if table is not None and table.ndim != 2:
+            raise SerializationError(f"{where}/{name}: a table must be 2-D, got shape {table.shape}")
+    if enc.token_embeddings is None and enc.patch_projection is None:
+        raise SerializationError(f"{where}: neither token_embeddings nor patch_projection; re-export the network")
+    widths = {op.size for op in graph.of_kind("input_encoder")}
+    if widths and enc.width not in widths:
+        raise SerializationError(f"{where}: tables are {enc.width} wide but the input node takes {widths.pop()}")
 
 
 def check_header(root: dict[str, Any], path: Path) -> None:

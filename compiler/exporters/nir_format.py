@@ -31,7 +31,7 @@ from compiler.encoder import InputEncoder
 from compiler.errors import GraphError, SerializationError
 from compiler.exporters import hdf5_io as io
 from compiler.exporters import nir_nodes as nn
-from compiler.exporters.netlist import key_of
+from compiler.exporters.netlist import check_encoder, key_of
 from compiler.process import PROCESS_KINDS, ProcessGraph
 
 FORMAT, VERSION = "tripartite-nir", 1
@@ -162,6 +162,7 @@ def read_nir(path: str | Path) -> ProcessGraph:
     if ROOT["encoder"] in meta:
         net.encoder = rebuild_encoder(meta[ROOT["encoder"]], path)
     _guard(path, net.validate)
+    check_encoder(net, f"{path}: metadata {ROOT['encoder']}")
     check_structure(net, graph, path)
     return net
 

@@ -137,6 +137,9 @@ Q = "synapse_groups/layer0.attn.q.synapses"
     (lambda f: f["populations/layer0.attn.v"].attrs.__setitem__("kind", "astrocyte"),
      "a astrocyte node named 'layer0.attn.v' belongs at /astrocytes/layer0.attn.v"),
     (lambda f: f.__delitem__("wiring"), "group /wiring is missing"),
+    (lambda f: replace(f, "encoder/token_embeddings", np.zeros((100, 31))),
+     "/encoder: tables are 31 wide but the input node takes 32"),
+    (lambda f: replace(f, "encoder/token_embeddings", np.zeros(100)), "/encoder/token_embeddings: a table must be 2-D"),
     (lambda f: replace(f, "wiring/source", np.array(["nowhere"] * 3, dtype=object), dtype=h5py.string_dtype()),
      "the columns of /wiring differ in length"),
     (lambda f: f[Q].__setitem__("weight_link", h5py.SoftLink(f"/{Q}/weight")), f"/{Q}/weight_link is a SoftLink"),
@@ -152,6 +155,15 @@ def test_hand_edited_files_are_refused_naming_the_dataset(good, tmp_path, edit, 
         load_network(path)
     message = str(info.value)
     assert needle in message and str(path) in message and "\n" not in message
+
+
+def test_long_strings_are_refused(good, tmp_path, monkeypatch):
+    from compiler.exporters import hdf5_io
+
+    monkeypatch.setattr(hdf5_io, "MAX_STRING_CHARS", 1000)
+    path = edited(good, tmp_path, lambda f: f[Q].attrs.__setitem__("circuit", "x" * 1001))
+    with pytest.raises(SerializationError, match=f"/{Q} attribute 'circuit' is a string of 1001 characters; refused"):
+        read_netlist(path)
 
 
 def test_external_storage_is_refused(good, tmp_path):

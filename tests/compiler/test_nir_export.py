@@ -82,6 +82,20 @@ def test_standard_network_has_no_dialect_nodes(tmp_path):
     assert c["standard"] == {"Input": 1, "Affine": 2, "Linear": 1, "Scale": 2, "Output": 1}
 
 
+def test_one_source_on_two_summed_ports_goes_through_adapters(tmp_path):
+    g = ProcessGraph("twice", meta={})
+    g.add(pn.InputEncoderNode("x", size=3))
+    g.add(pn.Synapses("w", pre_size=3, post_size=3, weight=np.arange(9.0).reshape(3, 3)), pre="x")
+    g.add(pn.Population("y", size=3, fan_in=2), in0="w", in1="w")
+    g.add(pn.OutputDecoder("out", size=3), x="y")
+    graph = nir.read(export_nir(g, tmp_path / "twice.nir"))
+    assert {("w", "y:in0"), ("y:in0", "y"), ("w", "y:in1"), ("y:in1", "y")} <= set(map(tuple, graph.edges))
+    back = read_nir(tmp_path / "twice.nir")
+    assert back.same_as(g)
+    x = np.ones((1, 2, 3))
+    assert np.array_equal(simulate(back, x).outputs["hidden"], 2 * x @ g.node("w").weight.T)
+
+
 @pytest.mark.crosscheck
 def test_independent_reader_runs_the_standard_network(tmp_path):
     """nirtorch 2.6's nir_to_torch with our mappings (its default Affine leaves the bias unset)."""
