@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-SCRIPTS = ["bench_golden.py", "bench_lava.py", "bench_favor.py", "bench_fidelity.py"]
+SCRIPTS = ["bench_golden.py", "bench_lava.py", "bench_favor.py", "bench_fidelity.py", "bench_export.py"]
 
 
 def run_scripts() -> dict[str, float]:
@@ -71,8 +71,19 @@ def fidelity_rows(data: dict) -> list[tuple[str, str, str]]:
     return [(f"loihi2 vs float MiniLM embeddings: {k}", f"{data[k]:.5f}", targets[k]) for k in keys]
 
 
+def export_rows(data: dict) -> list[tuple[str, str, str]]:
+    rows = []
+    for r in data["rows"]:
+        same = "identical outputs" if r["same_graph"] and r["identical_outputs"] else "OUTPUTS DIFFER"
+        nodes = (f"; {r['standard_total']} standard / {r['dialect_total']} dialect nodes, "
+                 f"{r['adapters_total']} port adapters") if r["format"] == "nir" else ""
+        result = f"write {r['write_s']:.1f} s, read {r['read_s']:.1f} s, {r['megabytes']:.0f} MB, {same}{nodes}"
+        rows.append((f"export {data['model']} ({r['precision']}) as {r['format']}", result, ""))
+    return rows
+
+
 SUMMARISERS = {"golden.json": golden_rows, "lava.json": lava_rows, "favor.json": favor_rows,
-               "fidelity.json": fidelity_rows}
+               "fidelity.json": fidelity_rows, "export.json": export_rows}
 
 
 def summarise(seconds: dict[str, float]) -> dict:
