@@ -42,7 +42,7 @@ def _normalise(x, p, target) -> np.ndarray:
 
 
 def _finish(y, valid, s, counter, name, bits) -> np.ndarray:
-    out = saturate(shift(y, s), bits, counter, name)
+    out = saturate(shift(np.where(valid, y, 0), s), bits, counter, name)  # invalid inputs are counted once, below
     bad = ~valid
     if np.any(bad):
         if counter is None:
