@@ -14,6 +14,7 @@ from compiler.errors import InputError, TripartiteError
 
 LOWERINGS = ("exact", "favor", "relu", "elu1", "taylor2")
 PRECISIONS = ("float64", "float32", "loihi2")
+ROUNDINGS = ("nearest", "compensated")
 
 
 def add_input_options(p: argparse.ArgumentParser) -> None:
@@ -65,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--precision", choices=PRECISIONS, default="float64")
     c.add_argument("--max-tokens", type=int, default=128, help="context length (slots of exact circuits)")
     c.add_argument("--calibrate", metavar="FILE", help="sample inputs (.npz or text file) for quantization")
+    c.add_argument("--tokenizer", metavar="T", help="tokenizer.json (or its directory) to embed, for sources "
+                   "without one (.onnx); default: the tokenizer.json beside the source")
+    c.add_argument("--rounding", choices=ROUNDINGS, default="nearest",
+                   help="loihi2 weight mantissas: round to nearest, or compensate the output error on calibration")
+    c.add_argument("--outlier-ratio", type=float, default=0.0, metavar="R",
+                   help="loihi2: input channels louder than R x the median get a synapse group of their own (0: off)")
+    c.add_argument("--split-qk", action="store_true",
+                   help="loihi2: a second 8-bit synapse group carries the rounding residual of query/key maps")
 
     r = sub.add_parser("run", help="run a compiled network on inputs and write outputs (.npz)")
     r.add_argument("net")
@@ -73,12 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--probe", default="", help="comma-separated probes: calcium,soma,weights,activity")
     r.add_argument("-o", "--output", required=True, help=".npz file to write")
 
+    from runtime.generate_command import add_generate_parser
+
+    add_generate_parser(sub)
+
     v = sub.add_parser("verify", help="check a compiled network against the float model it came from")
     v.add_argument("net")
     v.add_argument("--reference", required=True, help="SOURCE the network was compiled from")
     add_input_options(v)
     v.add_argument("--json", metavar="OUT", help="write the verification report as JSON")
     v.add_argument("--rtol", type=float, default=None, help="relative L2 tolerance of the output")
+    v.add_argument("--breakdown", action="store_true",
+                   help="loihi2: re-run golden with each synapse-group kind and integer operation in float")
 
     rp = sub.add_parser("report", help="resources, energy and latency of a compiled network on a chip")
     rp.add_argument("net")

@@ -75,11 +75,11 @@ def calibration_for(source, calibrate):
     path = Path(calibrate)
     if not path.is_file():
         raise InputError(f"--calibrate {path}: no such file")
-    from compiler.frontends.source import load_source
+    from compiler.api import load_attention_graph
     from runtime.inputs import from_texts, load_npz_inputs
     from runtime.text import read_text_file
 
-    graph = load_source(source)
+    graph = load_attention_graph(source)
     width = graph.validate()[graph.input_node()][0]
     if zipfile.is_zipfile(path):
         batch = load_npz_inputs(path, graph.encoder, width)
@@ -95,11 +95,18 @@ def cmd_compile(args) -> int:
 
     start = time.perf_counter()
     with console().status(f"compiling {args.source}"):
-        source, calibration = calibration_for(args.source, args.calibrate)
+        source = args.source
+        if getattr(args, "tokenizer", None):
+            from compiler.api import load_attention_graph
+            from compiler.frontends.tokenizer_file import embed_tokenizer
+
+            source = embed_tokenizer(load_attention_graph(source), args.tokenizer)
+        source, calibration = calibration_for(source, args.calibrate)
         net = compile_model(
             source, lowering=args.lowering, precision=args.precision, features=args.features,
             seed=args.seed, max_tokens=args.max_tokens, per_layer=parse_layer_lowerings(args.layer_lowering),
-            orthogonal=args.orthogonal, calibrate=calibration, debug=args.debug,
+            orthogonal=args.orthogonal, calibrate=calibration, debug=args.debug, rounding=args.rounding,
+            outlier_ratio=args.outlier_ratio, split_qk=args.split_qk,
         )
         net.save(args.output)
     counts = {}
@@ -121,13 +128,12 @@ def cmd_run(args) -> int:
     batch = load_batch(args, net)
     probes = [p for p in args.probe.split(",") if p]
     if args.generate:
-        from runtime.generate import generate
+        from runtime.generate_command import run_generate
 
-        batch, result = generate(net, batch, args.generate, backend=args.backend, timeout=args.timeout)
-    else:
-        with token_progress(f"running on {args.backend}") as progress:
-            result = run(net, batch, backend=args.backend, probes=probes, timeout=args.timeout, progress=progress,
-                         granularity=args.granularity)
+        return run_generate(args, net, batch)
+    with token_progress(f"running on {args.backend}") as progress:
+        result = run(net, batch, backend=args.backend, probes=probes, timeout=args.timeout, progress=progress,
+                     granularity=args.granularity)
     save_outputs(args.output, output_arrays(net, batch, result))
     sat = sum(int(v) for v in result.saturations.values())
     print(f"ran {batch.x.shape[0]} sequence(s) x {batch.x.shape[1]} tokens on {result.backend} "
@@ -137,6 +143,12 @@ def cmd_run(args) -> int:
 
         run_plots(net, batch, result, Path(args.plots))
     return 0
+
+
+def cmd_generate(args) -> int:
+    from runtime.generate_command import cmd_generate as generate_command
+
+    return generate_command(args)
 
 
 def cmd_verify(args) -> int:
@@ -152,6 +164,10 @@ def cmd_verify(args) -> int:
         with token_progress(f"verifying on {args.backend}") as progress:
             report = verify(net, args.reference, batch, backend=args.backend, rtol=args.rtol, timeout=args.timeout,
                             granularity=args.granularity, progress=progress)
+    if args.breakdown:
+        from runtime.error_breakdown import breakdown_for
+
+        report.breakdown = breakdown_for(net, args.reference, load_batch(args, net), report)
     report.print_table()
     if args.json:
         from compiler.atomic import atomic_write_text

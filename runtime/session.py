@@ -17,11 +17,13 @@ one-line error naming the limit.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from compiler.errors import InputError, TripartiteError
+from hardware_sim.golden.stream import FrozenGraph
 from hardware_sim.inputs import check_token_inputs
 
 
@@ -59,6 +61,20 @@ def float_precision(net) -> str:
     return net.meta.get("precision", "float64")
 
 
+def one_blas_thread():
+    """A context in which BLAS uses one thread: a token's matrix-vector products take well under a
+    millisecond, and a thread pool's hand-offs cost more than they save (twenty times more,
+    measured, when other processes keep the cores busy)."""
+    controller = blas_controller()
+    return controller.limit(limits=1) if controller is not None else contextlib.nullcontext()
+
+
+def blas_controller():
+    from hardware_sim.lava.runner import blas_controller as find
+
+    return find()
+
+
 class GoldenStream:
     """The golden simulator, continuing from the circuit state of the previous feed."""
 
@@ -71,8 +87,9 @@ class GoldenStream:
     def feed(self, x, mask, positions) -> Step:
         from hardware_sim.golden import simulate
 
-        result = simulate(self.net, x, mask, precision=self.precision, probes=set(self.probes), stream=self.state,
-                          positions=positions)
+        with one_blas_thread():
+            result = simulate(self.net, x, mask, precision=self.precision, probes=set(self.probes),
+                              stream=self.state, positions=positions)
         self.state = result.stream
         return Step(result.outputs, result.probes, result.saturations)
 
@@ -117,9 +134,12 @@ class Session:
         self.max_tokens = context_limit(net)
         self.budget = self.max_tokens if budget is None else min(int(budget), self.max_tokens)
         self.precision = float_precision(net)
-        self.entry = check_token_inputs(net, np.zeros((1, 1, net.of_kind("input_encoder")[0].size)), None,
-                                        "session")[0]
-        self.stream = STREAMS[backend](net, self.precision, tuple(probes), timeout, self.budget)
+        self.graph = FrozenGraph(net)
+        entries = self.graph.of_kind("input_encoder")
+        if len(entries) != 1:
+            raise StreamingError(f"network {net.name!r} needs exactly one input encoder, has {len(entries)}")
+        self.entry = entries[0]
+        self.stream = STREAMS[backend](self.graph, self.precision, tuple(probes), timeout, self.budget)
         self.saturations: dict[str, int] = {}
         self.columns = 0
         self.seen: np.ndarray | None = None
@@ -143,6 +163,11 @@ class Session:
         self.columns = 0
         self.seen = self.first = None
         self.saturations = {}
+
+    @property
+    def width(self) -> int:
+        """Width of the token vectors the network takes."""
+        return self.entry.size
 
     @property
     def tokens(self) -> int:
@@ -170,7 +195,7 @@ class Session:
             raise InputError(f"token vectors must have shape (batch, tokens, width), got {x.shape}")
         mask = self.check_mask(x.shape[:2], mask)
         positions = self.positions(mask) if positions is None else positions
-        _, x, mask = check_token_inputs(self.net, x, mask, "session")
+        _, x, mask = check_token_inputs(self.graph, x, mask, "session")
         B, T = mask.shape
         self.check_room(T)
         x = self.stand_in(x, mask)

@@ -54,3 +54,36 @@ def continue_sum(write: np.ndarray, causal: bool, initial: np.ndarray | None) ->
     if not causal:
         return initial + write.sum(axis=2, keepdims=True)
     return np.cumsum(np.concatenate([initial, write], axis=2), axis=2)[:, :, 1:]
+
+
+class FrozenGraph:
+    """A read-only view of a process graph for many short runs: its topological order, each
+    node's inputs and the nodes of each kind are worked out once (a 30-layer decoder has about
+    900 nodes; sorting them again for every token would cost more than the token's arithmetic).
+    The graph must not change while the view is in use."""
+
+    def __init__(self, net):
+        self.net = net
+        self.g = net.g
+        self.name, self.meta, self.encoder = net.name, net.meta, net.encoder
+        self._order = net.order()
+        self._inputs = {name: net.inputs_of(name) for name in self._order}
+        self._nodes = {name: net.node(name) for name in self._order}
+
+    def order(self) -> list[str]:
+        return self._order
+
+    def inputs_of(self, name: str) -> dict[str, str]:
+        return self._inputs[name]
+
+    def node(self, name: str):
+        return self._nodes[name] if name in self._nodes else self.net.node(name)
+
+    def nodes(self) -> list:
+        return [self._nodes[n] for n in self._order]
+
+    def of_kind(self, kind: str) -> list:
+        return [op for op in self._nodes.values() if op.kind == kind]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._nodes
