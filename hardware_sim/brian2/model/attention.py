@@ -86,6 +86,9 @@ class Circuit:
         self.gated = bool(hebbian.attrs["gated"])
         self.write = build.write_table(node.name, self.features.attrs["schedule"])
         self.B = build.batch
+        if self.exact and build.clock.tokens > self.m:
+            raise ValueError(f"node {self.features.name!r} has {self.m} slots but the input has "
+                             f"{build.clock.tokens} tokens; compile with --max-tokens {build.clock.tokens} or more")
 
     def name(self, part):
         return self.build.name(f"{self.node.name}_{part}")
