@@ -19,7 +19,8 @@ def load_attention_graph(source) -> AttentionGraph:
 
 def compile(source, lowering: str = "exact", precision: str = "float64", features: int = 256, seed: int = 0,
             max_tokens: int = 128, per_layer: dict[str, str] | None = None, orthogonal: bool = False,
-            calibrate=None, progress=None, debug: bool = False) -> ProcessGraph:
+            calibrate=None, progress=None, debug: bool = False, feature_maps=None,
+            window: int | None = None) -> ProcessGraph:
     """Compile a transformer into a neuron-astrocyte process graph.
 
     Parameters
@@ -32,9 +33,11 @@ def compile(source, lowering: str = "exact", precision: str = "float64", feature
     max_tokens : context length (slots of exact circuits).
     calibrate : sample inputs for the quantize pass (loihi2).
     progress : called with each pass name once it has run.
+    feature_maps, window : the learned lowering's maps (a ``tripartite distill`` file or
+        :class:`compiler.distill.FeatureMaps`) and its exact ring slots (default: the window they were fitted for).
     """
     graph = load_attention_graph(source)
     options = CompileOptions(lowering=lowering, features=features, seed=seed, orthogonal=orthogonal,
                              precision=precision, max_tokens=max_tokens, per_layer=dict(per_layer or {}),
-                             calibration=calibrate, debug=debug)
+                             calibration=calibrate, debug=debug, feature_maps=feature_maps, window=window)
     return compile_graph(graph, options, progress=progress)

@@ -13,7 +13,7 @@ from typing import Any
 
 from compiler.errors import PassError, TripartiteError
 
-LOWERINGS = ("exact", "favor", "relu", "elu1", "taylor2")
+LOWERINGS = ("exact", "favor", "relu", "elu1", "taylor2", "learned")
 PRECISIONS = ("float64", "float32", "loihi2")
 
 
@@ -29,6 +29,8 @@ class CompileOptions:
     max_tokens: int = 128
     per_layer: dict[str, str] = field(default_factory=dict)
     calibration: Any = None
+    feature_maps: Any = None
+    window: int | None = None
     chip: str = "loihi2"
     debug: bool = False
 

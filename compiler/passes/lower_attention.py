@@ -8,7 +8,8 @@ Per attention node (lowering from ``options.lowering``, overridden by ``options.
     <name>.astrocyte  Astrocyte         c_j += f_j(k); z = sum_j c_j f_j(q); y = u / z
 
 Feature counts: exact m = max_tokens (one slot per token); favor and relu m = ``options.features``
-with a Gaussian projection per key/value head; elu1 m = head_dim; taylor2 m = 1 + d + d^2.
+with a Gaussian projection per key/value head; elu1 m = head_dim; taylor2 m = 1 + d + d^2; learned
+m = 2 x the columns of the distilled maps (``options.feature_maps``), plus ``window`` exact ring slots.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from compiler.attention import AttentionGraph
 from compiler.passes.base import CompileOptions, Pass
+from compiler.passes.learned_maps import learned_attributes
 from compiler.passes.lowering import Circuit, PartialLowering
 from compiler.process import ProcessGraph
 from compiler.process import nodes as pn
@@ -55,7 +57,8 @@ def feature_count(lowering: str, head_dim: int, options: CompileOptions) -> int:
 def lower_one(att, lowering: str, options: CompileOptions, process: ProcessGraph) -> Circuit:
     """Add the circuit of attention node ``att`` to ``process``; return its output and open ports."""
     name = att.name
-    m = feature_count(lowering, att.head_dim, options)
+    learned = learned_attributes(att, options) if lowering == "learned" else {}
+    m = learned.pop("m") if learned else feature_count(lowering, att.head_dim, options)
     projection = None
     if lowering in ("favor", "relu"):
         rng = np.random.default_rng([options.seed, zlib.crc32(name.encode())])
@@ -66,13 +69,14 @@ def lower_one(att, lowering: str, options: CompileOptions, process: ProcessGraph
     features = process.add(pn.FeaturePopulation(
         f"{name}.features", lowering=lowering, n_heads=att.n_heads, n_kv_heads=att.n_kv_heads,
         head_dim=att.head_dim, m=m, scale=float(att.scale), schedule=schedule, projection=projection,
-        seed=options.seed, orthogonal=bool(options.orthogonal and projection is not None), circuit=name))
+        seed=options.seed, orthogonal=bool(options.orthogonal and projection is not None), circuit=name,
+        **learned))
     hebbian = process.add(pn.HebbianSynapses(
         f"{name}.hebbian", n_heads=att.n_heads, n_kv_heads=att.n_kv_heads, m=m, v_head_dim=att.v_head_dim,
         gated=lowering == "exact", circuit=name), pre=features)
     astrocyte = process.add(pn.Astrocyte(
         f"{name}.astrocyte", n_heads=att.n_heads, m=m, v_head_dim=att.v_head_dim,
-        offset="running_max" if lowering == "exact" else "none", circuit=name),
+        offset="running_max" if lowering == "exact" or learned.get("window") else "none", circuit=name),
         synapses=hebbian, features=features)
     ports = {"k": (features, "key"), "q": (features, "query"), "v": (hebbian, "teacher")}
     return Circuit(output=astrocyte, open_ports=ports, lowering=lowering)

@@ -26,7 +26,7 @@ from compiler.node_base import Node, Registry, array_field
 PROCESS_KINDS = Registry("process graph")
 
 RESPONSES = ("identity", "product", "rotary") + ACTIVATIONS
-LOWERINGS = ("exact", "favor", "relu", "elu1", "taylor2")
+LOWERINGS = ("exact", "favor", "relu", "elu1", "taylor2", "learned")
 SCHEDULES = ("causal", "bidirectional")
 
 
@@ -245,6 +245,13 @@ class FeaturePopulation(ProcessNode):
       (n_kv_heads, m, head_dim) Gaussian (iid or orthogonal rows).
     - ``relu``: ``f(x) = relu(W x')``; ``elu1``: ``f(x) = elu(x') + 1`` (m = head_dim);
       ``taylor2``: ``f(x) = [1, x', vec(x' x'^T)/sqrt 2]`` (m = 1 + d + d^2).
+    - ``learned``: ``f(x) = [softmax(x W + b), softmax(-(x W + b))]`` (m = 2 x columns of W), the
+      affine part folded into the afferent synapses and each softmax a divisive normalisation over
+      its half of the population; ``q_weight``/``q_bias`` per query head, ``k_weight``/``k_bias`` per
+      key/value head (:mod:`compiler.distill`).  With ``window`` W > 0, W exact ring slots hold the
+      most recent written tokens (responding ``exp(scale q.k_j - s)``); a token leaving the ring is
+      consolidated into the feature memory (written as ``f(k)``), and the feature responses to a
+      query are scaled by ``exp(log_gain - s)`` so both parts share the soma's normaliser.
 
     Grouped-query heads: query head h uses key/value head ``h // (n_heads / n_kv_heads)``.
     """
@@ -261,11 +268,19 @@ class FeaturePopulation(ProcessNode):
     projection: np.ndarray | None = array_field(optional=True)
     seed: int = 0
     orthogonal: bool = False
+    q_weight: np.ndarray | None = array_field(optional=True)
+    q_bias: np.ndarray | None = array_field(optional=True)
+    k_weight: np.ndarray | None = array_field(optional=True)
+    k_bias: np.ndarray | None = array_field(optional=True)
+    log_gain: np.ndarray | None = array_field(optional=True)
+    window: int = 0
     quant: dict = field(default_factory=dict)
     circuit: str = ""
 
     def check(self):
         super().check()
+        if self.lowering == "learned":
+            self.check_learned()
         if self.lowering not in LOWERINGS:
             self.fail(f"lowering must be one of {LOWERINGS}, got {self.lowering!r}")
         if self.n_heads % self.n_kv_heads:
@@ -274,6 +289,20 @@ class FeaturePopulation(ProcessNode):
             self.expect_shape("projection", (self.n_kv_heads, self.m, self.head_dim))
             if self.projection is None:
                 self.fail(f"{self.lowering} features need a projection array")
+
+    def check_learned(self):
+        half = self.m // 2
+        if self.m % 2 or half < 1:
+            self.fail(f"learned features need an even m >= 2, got {self.m}")
+        want = {"q_weight": (self.n_heads, self.head_dim, half), "q_bias": (self.n_heads, half),
+                "k_weight": (self.n_kv_heads, self.head_dim, half), "k_bias": (self.n_kv_heads, half),
+                "log_gain": (self.n_heads,)}
+        for name, shape in want.items():
+            if getattr(self, name) is None:
+                self.fail(f"learned features need a {name} array; compile with --feature-maps")
+            self.expect_shape(name, shape)
+        if not isinstance(self.window, int) or self.window < 0:
+            self.fail(f"window must be a non-negative integer, got {self.window!r}")
 
     def out_size(self):
         return self.n_heads * self.m

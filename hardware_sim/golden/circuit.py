@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hardware_sim.golden.features import FeatureActivity, heads
+from hardware_sim.golden.learned import hybrid_output
 from hardware_sim.golden.registry import behaviour
 from hardware_sim.golden.stream import continue_sum, fit, grow
 
@@ -43,6 +44,7 @@ class HebbianState:
     op: object
     weights: np.ndarray
     u: np.ndarray | None = None
+    teacher: np.ndarray | None = None  # values (B, G, T, dv), read by the exact ring slots of a window
 
 
 def causal_reads(op, v, fk, fq, scale, initial=None):
@@ -65,12 +67,13 @@ def hebbian(op, args, run):
     """Outer-product Hebbian writes; ungated synapses also transmit ``u = H f(q)`` in read phases."""
     feats: FeatureActivity = args["pre"]
     v = heads(args["teacher"], op.n_kv_heads)
+    teacher = v if feats.ring is None else feats.ring.consolidated(v)  # a window writes the values it consolidates
     n = feats.write.shape[-1]
     scale = fit(run.intervention(op.name, "weight_scale"), n)
     initial = grow(run.initial(op.name, "weights"), n)
     causal = feats.schedule.mode == "causal"
     if op.gated or not causal:
-        H = np.swapaxes(v, -1, -2) @ feats.write
+        H = np.swapaxes(teacher, -1, -2) @ feats.write
         if initial is not None:
             H = initial + H
         Hs = H if scale is None else H * scale
@@ -79,11 +82,11 @@ def hebbian(op, args, run):
             B, Hn, T, m = feats.read.shape
             u = (grouped(feats.read, op.n_kv_heads) @ np.swapaxes(Hs, -1, -2)).reshape(B, Hn, T, -1)
     else:
-        u, H = causal_reads(op, v, feats.write, feats.read, scale, initial)
+        u, H = causal_reads(op, teacher, feats.write, feats.read, scale, initial)
         Hs = H if scale is None else H * scale
     run.keep_state(op.name, weights=H)
     run.probe("weights", op.name, "weights", grow(Hs, op.m))
-    return HebbianState(op, Hs, u)
+    return HebbianState(op, Hs, u, v)
 
 
 def slot_response(feats: FeatureActivity, written: np.ndarray, dtype):
@@ -106,6 +109,11 @@ def astrocyte(op, args, run):
     if feats.potential is not None:
         feats.read, offset = slot_response(feats, calcium > 0, run.dtype)
     scale = fit(run.intervention(op.name, "calcium_scale"), calcium.shape[-1])
+    if feats.ring is not None:
+        y, z, offset = hybrid_output(op, feats, syn, calcium, scale, run)
+        B, H, T, dv = y.shape
+        record_probes(op, feats, run, calcium, z, offset, T)
+        return y.transpose(0, 2, 1, 3).reshape(B, T, H * dv)
     if scale is not None:
         calcium = calcium * scale
     gate = calcium * feats.read

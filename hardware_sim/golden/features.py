@@ -6,6 +6,8 @@ Heads are laid out (B, heads, T, ...).  With ``x' = x sqrt(scale)``:
 - relu:    ``f(x) = relu(W x')``
 - elu1:    ``f(x) = elu(x') + 1``
 - taylor2: ``f(x) = [1, x', vec(x' x'^T)/sqrt 2]``  so ``f(q).f(k) = 1 + s + s^2/2``, ``s = q'.k'``
+- learned: distilled Hedgehog maps, optionally next to a window of exact ring slots
+  (:mod:`hardware_sim.golden.learned`)
 - exact:   slot neurons; write of token t makes slot t fire 1 and stores ``k_t`` on its afferent
   synapses (``K = sum_t w_t e_t k_t^T``); the read potential of slot j is ``l_j = scale q.K_j``,
   the response ``exp(l_j - s)`` for written slots (the offset ``s`` comes from the astrocyte soma).
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compiler.errors import SimulationError
+from hardware_sim.golden.learned import learned_activity
 from hardware_sim.golden.registry import behaviour
 
 
@@ -70,6 +73,7 @@ class FeatureActivity:
     read: np.ndarray | None = None
     potential: np.ndarray | None = None
     keys: np.ndarray | None = None
+    ring: object = None  # learned circuits with a window: hardware_sim.golden.learned.RingActivity
 
     @property
     def group(self) -> int:
@@ -115,6 +119,10 @@ def features(op, args, run):
     q = heads(args["query"], op.n_heads)
     if op.lowering == "exact":
         return exact_features(op, schedule, w, k, q, run)
+    if op.lowering == "learned":
+        activity = learned_activity(op, schedule, w, k, q, run, FeatureActivity)
+        run.probe("activity", op.name, "activity", activity.read.transpose(0, 2, 1, 3))
+        return activity
     root = run.dtype(np.sqrt(op.scale))
     proj = run.cast(op, "projection")
     fmap = FEATURE_MAPS[op.lowering]

@@ -1,0 +1,157 @@
+"""Fitting learned feature maps, layer by layer, on the hidden states of the converted layers.
+
+For attention layer l (in graph order) the model runs with layers 0..l-1 already replaced by their
+learned circuits (:func:`~compiler.distill.surrogate.run_surrogate`); the queries and keys layer l
+receives there, and its own softmax rows on them, are the training data.  The maps minimise the soft
+cross-entropy of :func:`~compiler.distill.hedgehog.row_loss` with scipy's L-BFGS (analytic gradient),
+over chunks of texts of similar length.  Deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+from compiler.attention import AttentionGraph
+from compiler.distill.hedgehog import logits, row_loss, softmax_rows, window_slots
+from compiler.distill.maps import ARRAYS, FeatureMaps, LayerMaps
+from compiler.distill.surrogate import attention_visibility, run_surrogate, split
+from compiler.errors import InputError
+
+
+@dataclass
+class DistillOptions:
+    """``features``: neurons per head (2m, even); ``epochs``: L-BFGS iterations per layer; ``window``:
+    exact slots the maps are fitted next to; ``chunk``: texts per loss evaluation block."""
+
+    features: int = 64
+    epochs: int = 100
+    seed: int = 0
+    window: int = 0
+    chunk: int = 8
+
+    def check(self):
+        if self.features < 2 or self.features % 2:
+            raise InputError(f"--features {self.features}: the learned maps need an even count >= 2 (2m features)")
+        if self.epochs < 1:
+            raise InputError(f"--epochs {self.epochs}: give at least one")
+        if self.window < 0:
+            raise InputError(f"--window {self.window}: must be >= 0")
+
+
+@dataclass
+class Chunk:
+    q: np.ndarray
+    k: np.ndarray
+    target: np.ndarray
+    vis: np.ndarray
+    win: np.ndarray
+
+
+def chunks_for(att, q, k, mask, options: DistillOptions) -> list[Chunk]:
+    """Texts sorted by length and cut into chunks, each trimmed to its longest text."""
+    lengths = mask.sum(1)
+    order = np.argsort(lengths, kind="stable")
+    out = []
+    for start in range(0, len(order), options.chunk):
+        rows = order[start:start + options.chunk]
+        T = max(int(lengths[rows].max()), 1)
+        cq, ck, cm = q[rows, :, :T], k[rows, :, :T], mask[rows, :T]
+        vis = attention_visibility(att, cm)
+        target = softmax_rows(logits(cq, ck, att.scale), vis) * cm[:, None, :, None]
+        out.append(Chunk(cq, ck, target, vis, window_slots(vis, options.window)))
+    return out
+
+
+def pack(maps: LayerMaps) -> np.ndarray:
+    return np.concatenate([getattr(maps, key).ravel() for key in ARRAYS])
+
+
+def unpack(vector: np.ndarray, like: LayerMaps) -> dict[str, np.ndarray]:
+    out, start = {}, 0
+    for key in ARRAYS:
+        shape = getattr(like, key).shape
+        size = int(np.prod(shape))
+        out[key] = vector[start:start + size].reshape(shape)
+        start += size
+    return out
+
+
+def total_loss(chunks: list[Chunk], params: dict, scale: float, need_grad=True):
+    """Mean row cross-entropy over all chunks and its gradient."""
+    rows = [max(int((c.target.sum(-1) > 0).sum()), 1) for c in chunks]
+    total = sum(rows)
+    loss, grads = 0.0, {key: np.zeros_like(value) for key, value in params.items()}
+    for c, n in zip(chunks, rows):
+        lc, gc = row_loss(c.q, c.k, c.target, c.vis, c.win, params, scale, need_grad)
+        loss += lc * n / total
+        if need_grad:
+            for key in grads:
+                grads[key] += gc[key] * (n / total)
+    return loss, grads
+
+
+def entropy(chunks: list[Chunk]) -> float:
+    """Mean entropy of the target rows (so that cross-entropy - entropy is the row KL)."""
+    rows = sum(max(int((c.target.sum(-1) > 0).sum()), 1) for c in chunks)
+    return float(sum(-(c.target * np.log(np.where(c.target > 0, c.target, 1))).sum() for c in chunks) / rows)
+
+
+def fit_layer(att, chunks: list[Chunk], init: LayerMaps, options: DistillOptions, progress=None):
+    """L-BFGS on one layer's maps; returns the maps and the row KL before and after."""
+    fixed_gain = options.window == 0
+
+    def objective(vector):
+        params = unpack(vector, init)
+        loss, grads = total_loss(chunks, params, att.scale)
+        if fixed_gain:
+            grads["log_gain"] = np.zeros_like(grads["log_gain"])
+        return loss, np.concatenate([grads[key].ravel() for key in ARRAYS])
+
+    step = [0]
+
+    def callback(_):
+        step[0] += 1
+        if progress is not None:
+            progress(att.name, step[0], options.epochs)
+
+    h = entropy(chunks)
+    x0 = pack(init)
+    before = objective(x0)[0] - h
+    result = minimize(objective, x0, jac=True, method="L-BFGS-B", callback=callback,
+                      options={"maxiter": options.epochs, "maxcor": 20})
+    maps = LayerMaps(**unpack(result.x, init))
+    return maps, {"kl_before": float(before), "kl_after": float(result.fun - h), "iterations": int(result.nit)}
+
+
+def distill_graph(graph: AttentionGraph, x: np.ndarray, mask: np.ndarray, options: DistillOptions,
+                  progress=None) -> FeatureMaps:
+    """Fit the maps of every attention node of ``graph`` on token vectors ``x`` (B, T, width) with ``mask``.
+
+    BLAS runs single-threaded: its small stacked products gain nothing from threads, and on a shared
+    machine spinning BLAS threads made them 10-30x slower (measured here).
+    """
+    from threadpoolctl import threadpool_limits
+
+    options.check()
+    with threadpool_limits(limits=1, user_api="blas"):
+        return fit_all(graph, x, mask, options, progress)
+
+
+def fit_all(graph, x, mask, options, progress):
+    attention = [graph.node(n) for n in graph.order() if graph.node(n).kind == "attention"]
+    if not attention:
+        raise InputError(f"model {graph.name!r} has no attention node to distill")
+    maps = FeatureMaps(window=options.window, source=graph.name)
+    rng = np.random.default_rng(options.seed)
+    m = options.features // 2
+    for att in attention:
+        inputs = graph.inputs_of(att.name)
+        values = run_surrogate(graph, x, mask, maps, keep=[inputs["q"], inputs["k"], inputs["v"]])
+        q, k, _ = split(att, {port: values[inputs[port]] for port in ("q", "k", "v")})
+        init = LayerMaps.initial(rng, att.n_heads, att.n_kv_heads, att.head_dim, m, att.scale)
+        chunks = chunks_for(att, q, k, mask, options)
+        maps.layers[att.name], maps.report[att.name] = fit_layer(att, chunks, init, options, progress)
+    return maps

@@ -1,0 +1,130 @@
+"""Learned feature maps of every attention node, and their ``.npz`` storage.
+
+A maps file holds, per attention node ``N``: ``N/q_weight`` (n_heads, head_dim, m), ``N/q_bias``
+(n_heads, m), ``N/k_weight`` (n_kv_heads, head_dim, m), ``N/k_bias`` (n_kv_heads, m) and ``N/log_gain``
+(n_heads,), plus ``meta`` (JSON: format, version, ``features`` = 2m per head, ``window``, ``layers``).
+It is read with ``allow_pickle=False``; anything malformed is a one-line :class:`InputError`.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from compiler.errors import InputError
+
+FORMAT = "tripartite-feature-maps"
+VERSION = 1
+ARRAYS = ("q_weight", "q_bias", "k_weight", "k_bias", "log_gain")
+
+
+@dataclass
+class LayerMaps:
+    """The maps of one attention node: per query head ``q_weight``/``q_bias``, per key/value head
+    ``k_weight``/``k_bias``, and the per-head log gain of the feature part next to a window."""
+
+    q_weight: np.ndarray
+    q_bias: np.ndarray
+    k_weight: np.ndarray
+    k_bias: np.ndarray
+    log_gain: np.ndarray
+
+    @property
+    def m(self) -> int:
+        return self.q_weight.shape[-1]
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in ARRAYS}
+
+    @classmethod
+    def initial(cls, rng: np.random.Generator, n_heads: int, n_kv_heads: int, head_dim: int, m: int,
+                scale: float) -> LayerMaps:
+        """Random start: columns ``N(0, sqrt(scale))`` (so ``z`` has the spread of the logits), zero biases."""
+        spread = np.sqrt(scale)
+        return cls(q_weight=rng.standard_normal((n_heads, head_dim, m)) * spread, q_bias=np.zeros((n_heads, m)),
+                   k_weight=rng.standard_normal((n_kv_heads, head_dim, m)) * spread,
+                   k_bias=np.zeros((n_kv_heads, m)), log_gain=np.zeros(n_heads))
+
+    def check(self, name: str, n_heads: int, n_kv_heads: int, head_dim: int, where: str) -> None:
+        """Shapes against the attention node ``name`` they are meant for."""
+        m = self.m
+        want = {"q_weight": (n_heads, head_dim, m), "q_bias": (n_heads, m), "k_weight": (n_kv_heads, head_dim, m),
+                "k_bias": (n_kv_heads, m), "log_gain": (n_heads,)}
+        for key, shape in want.items():
+            value = getattr(self, key)
+            if value.shape != shape:
+                raise InputError(f"{where}: {name}/{key} has shape {value.shape}, the node needs {shape}; "
+                                 f"distill the maps from this model")
+            if not np.all(np.isfinite(value)):
+                raise InputError(f"{where}: {name}/{key} holds NaN or infinite values; distill again")
+
+
+@dataclass
+class FeatureMaps:
+    """Maps by attention node name; ``window`` is the number of exact slots they were fitted for."""
+
+    layers: dict[str, LayerMaps] = field(default_factory=dict)
+    window: int = 0
+    source: str = ""
+    report: dict = field(default_factory=dict)
+
+    @property
+    def features(self) -> int:
+        """Feature neurons per head (2m)."""
+        return 2 * next(iter(self.layers.values())).m if self.layers else 0
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        arrays = {f"{name}/{key}": value for name, maps in self.layers.items() for key, value in maps.as_dict().items()}
+        meta = {"format": FORMAT, "version": VERSION, "features": self.features, "window": self.window,
+                "source": self.source, "layers": list(self.layers), "report": self.report}
+        with open(path, "wb") as fh:
+            np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
+        return path
+
+
+def load_maps(path: str | Path) -> FeatureMaps:
+    """Read a maps file written by :meth:`FeatureMaps.save` (``allow_pickle=False``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--feature-maps {path}: no such file; write one with `tripartite distill`")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{path}: not an .npz feature-maps file; write one with `tripartite distill`")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: np.asarray(data[k]) for k in data.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{path}: unreadable feature-maps file ({exc})") from None
+    meta = parse_meta(path, arrays.pop("meta", None))
+    layers = {}
+    for name in meta["layers"]:
+        missing = [key for key in ARRAYS if f"{name}/{key}" not in arrays]
+        if missing:
+            raise InputError(f"{path}: layer {name!r} lacks arrays {missing}; distill again")
+        values = {key: arrays[f"{name}/{key}"] for key in ARRAYS}
+        if any(v.dtype.kind != "f" for v in values.values()):
+            raise InputError(f"{path}: layer {name!r} arrays must be floating point")
+        layers[name] = LayerMaps(**{k: v.astype(np.float64) for k, v in values.items()})
+    return FeatureMaps(layers=layers, window=meta["window"], source=meta.get("source", ""),
+                       report=meta.get("report", {}))
+
+
+def parse_meta(path: Path, raw) -> dict:
+    if raw is None or raw.dtype.kind not in "US" or raw.shape != ():
+        raise InputError(f"{path}: no 'meta' record; not a feature-maps file written by `tripartite distill`")
+    try:
+        meta = json.loads(str(raw))
+    except json.JSONDecodeError:
+        raise InputError(f"{path}: 'meta' is not JSON; write the file with `tripartite distill`") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise InputError(f"{path}: 'meta' does not name the {FORMAT} format; write the file with `tripartite distill`")
+    if meta.get("version") != VERSION:
+        raise InputError(f"{path}: feature-maps version {meta.get('version')!r} is not supported (need {VERSION})")
+    window, layers = meta.get("window"), meta.get("layers")
+    if not isinstance(window, int) or window < 0 or not isinstance(layers, list) or not layers:
+        raise InputError(f"{path}: 'meta' needs a window >= 0 and a non-empty list of layers")
+    return meta

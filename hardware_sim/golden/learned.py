@@ -1,0 +1,104 @@
+"""Golden behaviour of the ``learned`` feature population and its window of exact ring slots.
+
+Feature responses (per head, :func:`compiler.distill.hedgehog.hedgehog`): write of token t
+``f(k_t) = [softmax(k_t W_k + b_k), softmax(-(k_t W_k + b_k))]``, read of query i ``f(q_i)`` with the
+query maps.  Without a window the write phase drives the Hebbian synapses and the calcium with
+``w_t f(k_t)`` as every other feature map does.
+
+With a window of W ring slots, written tokens enter slot ``n_t mod W`` (``n_t`` the count of writes
+up to t); the write that reuses a slot first consolidates its old token j into the feature memory:
+``c += f(k_j)``, ``H += v_j f(k_j)^T``.  So the feature write of step t is ``f(k_j)`` for the token j
+with ``n_t - n_j = W`` (if t is written), and at read i the ring holds the written tokens j with
+``n_i - n_j < W`` (bidirectional: ``n_T - n_j < W``).  The ring is kept token-indexed here (slot
+``n_j mod W`` holds token j while it is in the ring).  Read of query i: ring slots respond
+``exp(scale q_i.k_j - s_i)`` (``s_i`` the soma's offset, the largest such logit), the feature
+neurons ``exp(log_gain - s_i) f(q_i)``; the soma sums both parts into one normaliser:
+``y_i = (exp(-s_i) g H f(q_i) + sum_ring e_ij v_j) / (exp(-s_i) g c.f(q_i) + sum_ring e_ij)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from compiler.distill.hedgehog import hedgehog
+from compiler.errors import SimulationError
+
+
+@dataclass
+class RingActivity:
+    """Exact slots of a window: ``potential`` (B, H, T, T) ``scale q_i.k_j``, ``held`` (B, 1, T, T),
+    true where token j sits in the ring at read i, and ``moves`` (B, T, T), ``w_j`` where the write of
+    step t consolidates token j."""
+
+    potential: np.ndarray
+    held: np.ndarray
+    moves: np.ndarray
+
+    def consolidated(self, x: np.ndarray) -> np.ndarray:
+        """Per write step, the (B, G, T, n) activity of the token that step consolidates (0 if none):
+        the ring slot being reused holds that token's key and value."""
+        return np.matmul(self.moves[:, None], x)
+
+
+def write_counts(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    written = w > 0
+    return written, np.cumsum(written, axis=1)
+
+
+def consolidations(w: np.ndarray, window: int) -> np.ndarray:
+    """(B, T_step, T_token): ``w_j`` where the write of step t consolidates token j."""
+    written, n = write_counts(w)
+    hit = written[:, :, None] & written[:, None, :] & (n[:, :, None] - n[:, None, :] == window)
+    return hit * w[:, None, :]
+
+
+def ring_held(w: np.ndarray, window: int, causal: bool) -> np.ndarray:
+    written, n = write_counts(w)
+    reader = n if causal else np.broadcast_to(n[:, -1:], n.shape)
+    held = written[:, None, :] & (reader[:, :, None] - n[:, None, :] < window)
+    if causal:
+        held &= np.tril(np.ones(held.shape[1:], bool))[None]
+    return held[:, None]
+
+
+def learned_activity(op, schedule, w, k, q, run, activity_cls):
+    """FeatureActivity of a learned population: writes (consolidations with a window), reads, ring."""
+    dtype = run.dtype
+    fk = hedgehog(k, op.k_weight.astype(dtype), op.k_bias.astype(dtype))
+    fq = hedgehog(q, op.q_weight.astype(dtype), op.q_bias.astype(dtype))
+    if not op.window:
+        return activity_cls(op, schedule, fk * w[:, None, :, None], read=fq)
+    read = fq * np.exp(op.log_gain.astype(dtype))[None, :, None, None]
+    B, H, T, d = q.shape
+    kk = np.repeat(k, H // op.n_kv_heads, axis=1)
+    potential = np.matmul(q, np.swapaxes(kk, -1, -2)) * dtype(op.scale)
+    moves = consolidations(w, op.window).astype(dtype)
+    ring = RingActivity(potential, ring_held(w, op.window, schedule.mode == "causal"), moves)
+    return activity_cls(op, schedule, ring.consolidated(fk), read=read, ring=ring)
+
+
+def hybrid_output(op, feats, syn, calcium, scale, run):
+    """Soma offset, normaliser and output of a learned circuit with a ring of exact slots.
+
+    ``calcium`` (B, H, T|1, m): the feature memory seen by each read; ``syn.u``: ``H f(q)`` per read;
+    ``syn.teacher``: values (B, G, T, dv).  Returns ``y`` (B, H, T, dv), ``z`` and ``s`` (B, H, T).
+    """
+    if run.initial(op.name, "calcium") is not None:
+        raise SimulationError(f"golden: node {op.name!r}: a session cannot continue a learned circuit with a "
+                              f"window yet (its ring is not kept between runs); run the whole context at once")
+    ring = feats.ring
+    masked = np.where(ring.held, ring.potential, -np.inf)
+    s = masked.max(-1, keepdims=True)
+    s = np.where(np.isfinite(s), s, 0)
+    e = np.exp(masked - s)
+    if scale is not None:
+        calcium = calcium * scale
+    damp = np.exp(-s)
+    z = (calcium * feats.read).sum(-1, keepdims=True) * damp + e.sum(-1, keepdims=True)
+    H = e.shape[1]
+    v = np.repeat(syn.teacher, H // syn.teacher.shape[1], axis=1)
+    u = syn.u * damp + np.matmul(e, v)
+    y = u / np.where(z != 0, z, 1)
+    return y, z[..., 0], s[..., 0]

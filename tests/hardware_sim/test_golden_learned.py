@@ -1,0 +1,85 @@
+"""Golden ``learned`` circuits (with and without a window of exact ring slots) against the float
+model whose attention rows are computed directly from the maps (compiler.distill.surrogate)."""
+
+import numpy as np
+import pytest
+
+import compiler
+from compiler.distill.maps import FeatureMaps, LayerMaps
+from compiler.distill.surrogate import run_surrogate
+from compiler.errors import PassError
+from compiler.models.bert import random_bert
+from compiler.models.llama import LlamaConfig, random_llama
+from hardware_sim.golden import simulate
+
+
+def random_maps(graph, features, window, seed=0):
+    rng = np.random.default_rng(seed)
+    layers = {}
+    for att in graph.of_kind("attention"):
+        maps = LayerMaps.initial(rng, att.n_heads, att.n_kv_heads, att.head_dim, features // 2, att.scale)
+        maps.q_bias = rng.standard_normal(maps.q_bias.shape)
+        maps.log_gain = rng.standard_normal(att.n_heads)
+        layers[att.name] = maps
+    return FeatureMaps(layers=layers, window=window)
+
+
+def tokens(graph, B=3, T=11, seed=1):
+    rng = np.random.default_rng(seed)
+    width = graph.validate()[graph.input_node()][0]
+    mask = np.ones((B, T), bool)
+    mask[1, 7:] = False
+    mask[2, 4:6] = False  # a hole: tokens that are never written
+    return rng.standard_normal((B, T, width)), mask
+
+
+MODELS = {"bert": lambda: random_bert(seed=3),
+          "llama": lambda: random_llama(LlamaConfig(num_key_value_heads=2), seed=4)}
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("window", [0, 1, 4])
+def test_golden_learned_matches_the_maps_float_model(model, window):
+    graph = MODELS[model]()
+    maps = random_maps(graph, features=6, window=window)
+    net = compiler.compile(graph, lowering="learned", feature_maps=maps, max_tokens=16)
+    x, mask = tokens(graph)
+    got = simulate(net, x, mask).outputs["hidden"]
+    want = run_surrogate(graph, x, mask, maps)["hidden"]
+    exact = run_surrogate(graph, x, mask, None)["hidden"]
+    scale = np.abs(want).max()
+    assert np.abs(got - want)[mask].max() <= 1e-9 * scale
+    assert np.abs(want - exact)[mask].max() > 1e-3 * scale  # the maps do change the model
+
+
+def test_a_window_as_long_as_the_context_is_exact_attention():
+    graph = random_bert(seed=5)
+    maps = random_maps(graph, features=4, window=11)
+    net = compiler.compile(graph, lowering="learned", feature_maps=maps, max_tokens=16)
+    x, mask = tokens(graph)
+    got = simulate(net, x, mask).outputs["hidden"]
+    want = run_surrogate(graph, x, mask, None)["hidden"]
+    np.testing.assert_allclose(got[mask], want[mask], rtol=1e-9, atol=1e-9)
+
+
+def test_feature_memory_does_not_grow_with_the_context():
+    graph = random_bert(seed=5)
+    maps = random_maps(graph, features=8, window=2)
+    net = compiler.compile(graph, lowering="learned", feature_maps=maps, max_tokens=512)
+    for op in net.nodes():
+        if op.kind == "features":
+            assert op.m == 8 and op.window == 2
+
+
+def test_maps_for_another_model_are_refused_by_name():
+    graph = random_bert(seed=5)
+    maps = random_maps(random_llama(seed=1), features=4, window=0)
+    with pytest.raises(PassError, match="layer0.attn/k_weight has shape"):
+        compiler.compile(graph, lowering="learned", feature_maps=maps)
+    maps.layers = {"other.attn": maps.layers["layer0.attn"]}
+    with pytest.raises(PassError, match="no entry for attention node 'layer0.attn'"):
+        compiler.compile(graph, lowering="learned", feature_maps=maps)
+    with pytest.raises(PassError, match="needs feature maps"):
+        compiler.compile(graph, lowering="learned")
+    with pytest.raises(PassError, match="fitted for a window of 0"):
+        compiler.compile(graph, lowering="learned", feature_maps=random_maps(graph, 4, 0), window=3)
