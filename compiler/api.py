@@ -19,7 +19,8 @@ def load_attention_graph(source) -> AttentionGraph:
 
 def compile(source, lowering: str = "exact", precision: str = "float64", features: int = 256, seed: int = 0,
             max_tokens: int = 128, per_layer: dict[str, str] | None = None, orthogonal: bool = False,
-            calibrate=None, progress=None, debug: bool = False, feature_maps=None,
+            calibrate=None, progress=None, debug: bool = False, rounding: str = "nearest",
+            outlier_ratio: float = 0.0, split_qk: bool = False, tokenizer=None, feature_maps=None,
             window: int | None = None) -> ProcessGraph:
     """Compile a transformer into a neuron-astrocyte process graph.
 
@@ -32,12 +33,21 @@ def compile(source, lowering: str = "exact", precision: str = "float64", feature
     features, seed, orthogonal : random-feature count per head, projection seed, orthogonal rows.
     max_tokens : context length (slots of exact circuits).
     calibrate : sample inputs for the quantize pass (loihi2).
+    rounding, outlier_ratio, split_qk : loihi2 weights: mantissa rounding (nearest | compensated), input
+        channels louder than ``outlier_ratio`` times the median in groups of their own (0: off), a second
+        8-bit group for query and key maps (compiler/passes/rounding.py, split_groups.py).
     progress : called with each pass name once it has run.
+    tokenizer : a ``tokenizer.json`` file or its directory, embedded in the network (for sources without one).
     feature_maps, window : the learned lowering's maps (a ``tripartite distill`` file or
         :class:`compiler.distill.FeatureMaps`) and its exact ring slots (default: the window they were fitted for).
     """
     graph = load_attention_graph(source)
+    if tokenizer is not None:
+        from compiler.frontends.tokenizer_file import embed_tokenizer
+
+        graph = embed_tokenizer(graph, tokenizer)
     options = CompileOptions(lowering=lowering, features=features, seed=seed, orthogonal=orthogonal,
                              precision=precision, max_tokens=max_tokens, per_layer=dict(per_layer or {}),
-                             calibration=calibrate, debug=debug, feature_maps=feature_maps, window=window)
+                             calibration=calibrate, debug=debug, rounding=rounding, outlier_ratio=outlier_ratio,
+                             split_qk=split_qk, feature_maps=feature_maps, window=window)
     return compile_graph(graph, options, progress=progress)

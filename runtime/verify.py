@@ -91,6 +91,8 @@ class VerifyReport:
     checks: list[Check]
     seconds: dict[str, float]
     arrays: dict = field(default_factory=dict, repr=False)
+    breakdown: dict | None = None  # runtime.error_breakdown, when asked for
+    reference: str = "float reference"
 
     @property
     def passed(self) -> bool:
@@ -100,7 +102,8 @@ class VerifyReport:
         return {
             "schema_version": SCHEMA_VERSION,
             "backend": self.backend, "precision": self.precision, "lowering": self.lowering,
-            "source": self.source, "task": self.task, "tokens": self.tokens, "sequences": self.sequences,
+            "source": self.source, "reference": self.reference, "task": self.task, "tokens": self.tokens,
+            "sequences": self.sequences,
             "layers": [s.layer_dict() for s in self.layers],
             "output": self.output.output_dict(),
             "saturations": int(sum(self.saturations.values())),
@@ -109,6 +112,7 @@ class VerifyReport:
             "checks": [dict(asdict(c), passed=c.passed) for c in self.checks],
             "seconds": dict(self.seconds),
             "passed": self.passed,
+            **({"error_breakdown": self.breakdown} if self.breakdown is not None else {}),
         }
 
     def print_table(self, console=None) -> None:
@@ -116,7 +120,7 @@ class VerifyReport:
         from rich.table import Table
 
         console = console or Console()
-        table = Table(title=f"verify: {self.backend} ({self.precision}, {self.lowering}) vs float reference, "
+        table = Table(title=f"verify: {self.backend} ({self.precision}, {self.lowering}) vs {self.reference}, "
                             f"{self.sequences} sequence(s), {self.tokens} tokens")
         for col in ("compared", "max abs err", "rel L2 err", "cosine mean", "cosine min"):
             table.add_column(col, justify="left" if col == "compared" else "right")
@@ -132,6 +136,10 @@ class VerifyReport:
             sign = "<=" if c.kind == "max" else ">="
             mark = "[green]pass[/green]" if c.passed else "[red]FAIL[/red]"
             console.print(f"{mark} {c.name} = {c.value:.4g} {sign} {c.limit:.4g}")
+        if self.breakdown is not None:
+            from runtime.error_breakdown import print_breakdown
+
+            print_breakdown(self.breakdown, console)
 
 
 def error_stats(name: str, got: np.ndarray, want: np.ndarray, mask: np.ndarray, node: str = "") -> ErrorStats:
@@ -228,6 +236,18 @@ def attention_inputs(graph) -> list[str]:
     return names
 
 
+def set_reference(report: VerifyReport, reference: str, rtol) -> None:
+    """Name what the network was compared with; onnxruntime is float32, so (unless ``rtol`` is given)
+    the output limit is at least :data:`runtime.onnx_reference.FLOAT32_RTOL`."""
+    from runtime.onnx_reference import FLOAT32_RTOL, NAME
+
+    report.reference = reference
+    if reference == NAME and rtol is None:
+        for check in report.checks:
+            if check.name == "output.rel_l2_err":
+                check.limit = max(check.limit, FLOAT32_RTOL)
+
+
 def load_reference(reference):
     from compiler.api import load_attention_graph
 
@@ -266,6 +286,10 @@ def verify(net, reference, batch: Batch, backend: str = "golden", rtol: float | 
                          f"{sorted(graph.output_nodes())}; is --reference the source NET was compiled from?")
     start = time.perf_counter()
     ref = run_reference(graph, batch.x, batch.mask, "float64", keep=list(layer_map) + attention_inputs(graph))
+    from runtime.onnx_reference import onnx_outputs
+
+    external, reference_name = onnx_outputs(reference, graph, batch)
+    ref.outputs.update({r: v for r, v in (external or {}).items() if r in ref.outputs})
     ref_seconds = time.perf_counter() - start
     if probes is None:
         probes = PROBES if backend == "golden" else ()
@@ -294,5 +318,6 @@ def verify(net, reference, batch: Batch, backend: str = "golden", rtol: float | 
         checks=tolerance_checks(result.precision, lowering, output, agreement, rtol),
         seconds={"reference": ref_seconds, "backend": result.seconds},
     )
+    set_reference(report, reference_name, rtol)
     report.arrays = {"reference": ref, "result": result, "graph": graph, "mask": mask}
     return report

@@ -15,6 +15,7 @@ from compiler.errors import PassError, TripartiteError
 
 LOWERINGS = ("exact", "favor", "relu", "elu1", "taylor2", "learned")
 PRECISIONS = ("float64", "float32", "loihi2")
+ROUNDINGS = ("nearest", "compensated")
 
 
 @dataclass
@@ -33,6 +34,9 @@ class CompileOptions:
     window: int | None = None
     chip: str = "loihi2"
     debug: bool = False
+    rounding: str = "nearest"
+    outlier_ratio: float = 0.0
+    split_qk: bool = False
 
     def __post_init__(self):
         for name, lowering in [("lowering", self.lowering)] + list(self.per_layer.items()):
@@ -40,6 +44,10 @@ class CompileOptions:
                 raise TripartiteError(f"unknown lowering {lowering!r} for {name}; choose one of {', '.join(LOWERINGS)}")
         if self.precision not in PRECISIONS:
             raise TripartiteError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if self.rounding not in ROUNDINGS:
+            raise TripartiteError(f"unknown rounding {self.rounding!r}; choose one of {', '.join(ROUNDINGS)}")
+        if not self.outlier_ratio >= 0:
+            raise TripartiteError(f"--outlier-ratio must be >= 0 (0: no outlier groups), got {self.outlier_ratio}")
         if self.features < 1 or self.max_tokens < 1:
             raise TripartiteError("--features and --max-tokens must be positive")
 

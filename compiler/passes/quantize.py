@@ -34,6 +34,8 @@ import numpy as np
 
 from compiler.errors import InputError
 from compiler.passes.base import CompileOptions, Pass
+from compiler.passes.rounding import round_group, second_moment
+from compiler.passes.split_groups import QK, add_residual, outlier_channels, split_outliers
 from hardware_sim.fixed_point import STATE_BITS, WEIGHT_BITS, dequantize_weights, exponent_for, quantize_weights
 
 HEADROOM = 2.0
@@ -115,13 +117,18 @@ def _max_abs(a, mask=None) -> float:
     return float(np.max(np.abs(a))) if a.size else 0.0
 
 
-def simulated_ranges(net, x, mask) -> dict[str, dict[str, float]]:
-    """Calibrated ranges by node: ``value`` (output), and for circuits the probed internals."""
+def calibration_run(net, x, mask):
+    """The float golden run on the calibration inputs, every node's value kept."""
     from hardware_sim.golden import simulator
 
+    return simulator.simulate(net, x, mask, "float64", probes=("calcium", "soma", "activity", "weights"),
+                              keep=list(net.order()))
+
+
+def simulated_ranges(net, x, mask, res=None) -> dict[str, dict[str, float]]:
+    """Calibrated ranges by node: ``value`` (output), and for circuits the probed internals."""
     names = list(net.order())
-    res = simulator.simulate(net, x, mask, "float64", probes=("calcium", "soma", "activity", "weights"),
-                             keep=names)
+    res = calibration_run(net, x, mask) if res is None else res
     ranges: dict[str, dict[str, float]] = {n: {} for n in names}
     for name, v in res.values.items():
         if isinstance(v, np.ndarray):  # circuit internals (feature activity, Hebbian state) come from probes
@@ -174,14 +181,71 @@ def _activity(op, r):
     op.quant.update(range=r.get("value", 0.0), exp=state_exp(r.get("value", 0.0)), bits=STATE_BITS)
 
 
+def round_weights(op, h, rounding: str) -> np.ndarray:
+    """Round ``op``'s weights to 8-bit mantissas at per-row exponents (``rounding``: nearest or
+    compensated, :mod:`.rounding`), record them, and leave in ``op.weight`` exactly the values the
+    mantissas hold; return the float weights."""
+    w = op.weight
+    m, e = round_group(w, h, rounding)
+    q = dequantize_weights(m, e, axis=0)
+    err = float(np.sqrt(np.mean((q - w) ** 2) / max(np.mean(w**2), 1e-300)))
+    op.quant.update(w_exp=int(quantize_weights(w)[1]), w_row_exp=[int(v) for v in e], w_bits=WEIGHT_BITS,
+                    w_rel_error=err, rounding=rounding)
+    op.weight = q
+    return w
+
+
+def _tokens(values, mask) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    return v[mask] if v.ndim == 3 and v.shape[:2] == mask.shape else v.reshape(-1, v.shape[-1])
+
+
+def _set_range(ranges, name, value) -> None:
+    r = float(np.max(np.abs(value))) if np.size(value) else 0.0
+    ranges[name] = {"value": r, "input": r}
+
+
+def split_outlier_groups(net, values, mask, ranges, ratio: float) -> list[str]:
+    """Give the outlier input channels of every weighted synapse group a group of their own
+    (:func:`.split_groups.split_outliers`), with calibrated ranges; return the groups split."""
+    done = []
+    for op in [o for o in net.of_kind("synapses") if o.weight is not None]:
+        x = _tokens(values[net.inputs_of(op.name)["pre"]], mask)
+        channels = outlier_channels(np.max(np.abs(x), axis=0, initial=0.0), ratio)
+        if not channels.size:
+            continue
+        sel, relay, group = split_outliers(net, op.name, channels)
+        xs = x[:, channels]
+        values[relay] = xs
+        for name in (sel, relay):
+            _set_range(ranges, name, xs)
+        _set_range(ranges, group, xs @ net.node(group).weight.T)
+        bias = 0.0 if op.bias is None else op.bias
+        _set_range(ranges, op.name, x @ op.weight.T + bias)
+        done.append(op.name)
+    return done
+
+
+def quantize_synapses(net, values, mask, ranges, options: CompileOptions) -> None:
+    """Outlier groups, rounding of every weighted group, residual groups of q/k maps (options)."""
+    if options.outlier_ratio > 0:
+        split_outlier_groups(net, values, mask, ranges, options.outlier_ratio)
+    residuals = []
+    for op in [o for o in net.of_kind("synapses") if o.weight is not None]:
+        pre = net.inputs_of(op.name)["pre"]
+        exact = op.quant.get("part") == "select"
+        h = second_moment(_tokens(values[pre], mask)) if options.rounding == "compensated" and not exact else None
+        w = round_weights(op, h, "nearest" if exact else options.rounding)
+        if options.split_qk and QK.search(op.name):
+            residuals.append((op.name, pre, w - op.weight))
+    for name, pre, r in residuals:
+        group = net.node(add_residual(net, name, r))
+        _set_range(ranges, group.name, _tokens(values[pre], mask) @ r.T)
+        round_weights(group, None, "nearest")
+
+
 def _synapses(op, r):
     _activity(op, r)
-    if op.weight is not None:
-        m, e = quantize_weights(op.weight, axis=0)
-        err = float(np.sqrt(np.mean((dequantize_weights(m, e, axis=0) - op.weight) ** 2)
-                            / max(np.mean(op.weight**2), 1e-300)))
-        op.quant.update(w_exp=int(quantize_weights(op.weight)[1]), w_row_exp=[int(v) for v in e],
-                        w_bits=WEIGHT_BITS, w_rel_error=err)
 
 
 def _population(op, r):
@@ -224,11 +288,15 @@ class Quantize(Pass):
 
     def run(self, graph, options: CompileOptions):
         x, mask, source = calibration_inputs(graph, options.calibration, options.max_tokens)
-        ranges = simulated_ranges(graph, x, mask)
+        res = calibration_run(graph, x, mask)
+        ranges = simulated_ranges(graph, x, mask, res)
         exact_soma_bounds(graph, ranges)
+        quantize_synapses(graph, res.values, mask, ranges, options)
         for name in graph.order():
             op = graph.node(name)
             RECORDS[op.kind](op, ranges.get(name, {}))
         graph.meta["quantization"] = {"source": source, "headroom": HEADROOM, "tokens": int(mask.sum()),
-                                      "state_bits": STATE_BITS, "weight_bits": WEIGHT_BITS}
+                                      "state_bits": STATE_BITS, "weight_bits": WEIGHT_BITS,
+                                      "rounding": options.rounding, "outlier_ratio": options.outlier_ratio,
+                                      "split_qk": options.split_qk}
         return graph
