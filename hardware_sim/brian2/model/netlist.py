@@ -74,6 +74,14 @@ class Netlist:
 
 def read(path) -> Netlist:
     """The netlist at ``path``: metadata, node records in topological order, encoder tables."""
+    try:
+        return read_file(path)
+    except (OSError, KeyError, TypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise NetlistError(f"{path}: not a readable tripartite netlist ({reason})") from None
+
+
+def read_file(path) -> Netlist:
     import h5py
 
     with h5py.File(path, "r") as f:

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
-from brian2 import Network, StateMonitor, defaultclock, prefs
+from brian2 import BrianLogger, Network, StateMonitor, defaultclock, prefs
 
 from . import attention, neurons
 from .clock import DT, Clock, circuit_levels
@@ -135,7 +135,7 @@ def configure() -> None:
     prefs.codegen.target = "numpy"
     prefs.core.default_float_dtype = np.float64
     prefs.logging.file_log = False
-    prefs.logging.console_log_level = "ERROR"
+    BrianLogger.log_level_error()
     defaultclock.dt = DT
 
 

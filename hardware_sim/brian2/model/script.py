@@ -19,8 +19,11 @@ from .network import simulate_records
 
 
 def load_inputs(path, netlist, width: int) -> dict:
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise NetlistError(f"{path}: unreadable inputs ({str(exc).splitlines()[0]})") from None
     if "input_ids" in arrays:
         x = encode(netlist.encoder, arrays["input_ids"], arrays.get("token_type_ids"))
     elif "x" in arrays:
