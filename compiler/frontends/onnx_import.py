@@ -24,12 +24,12 @@ from compiler.attention import AttentionGraph
 from compiler.attention import nodes as op
 from compiler.errors import FrontendError, GraphError
 from compiler.frontends import onnx_fused  # noqa: F401  (registers the fused onnxruntime ops)
-from compiler.frontends.checkpoint_files import read_json
 from compiler.frontends.onnx_fold import fold
 from compiler.frontends.onnx_names import layer_outputs, rename
 from compiler.frontends.onnx_patterns import HANDLERS, supported
 from compiler.frontends.onnx_trace import Tracer, describe
 from compiler.frontends.onnx_values import Emb, Pooled, Vec
+from compiler.frontends.tokenizer_file import read_tokenizer
 
 NORMALISING = {"ReduceL2", "LpNormalization", "Sqrt", "ReduceSumSquare"}
 
@@ -95,18 +95,12 @@ def prune(graph: AttentionGraph) -> None:
     graph.g.remove_nodes_from([n for n in list(graph.g.nodes) if n not in keep])
 
 
-def read_tokenizer(path: Path, tokenizer) -> str | None:
+def tokenizer_for(path: Path, tokenizer) -> str | None:
     """The tokenizer document: ``tokenizer`` (file or directory) or ``tokenizer.json`` beside ``path``."""
-    if tokenizer is None:
-        candidate = path.parent / "tokenizer.json"
-        return candidate.read_text(encoding="utf-8") if candidate.is_file() and read_json(candidate) else None
-    given = Path(tokenizer)
-    file = given / "tokenizer.json" if given.is_dir() else given
-    if not file.is_file():
-        raise FrontendError(f"--tokenizer {given}: no tokenizer.json there; give a tokenizer.json file or its "
-                            "directory")
-    read_json(file)
-    return file.read_text(encoding="utf-8")
+    if tokenizer is not None:
+        return read_tokenizer(tokenizer)
+    beside = path.parent / "tokenizer.json"
+    return read_tokenizer(beside) if beside.is_file() else None
 
 
 def pooling_meta(roles: dict, causal: bool) -> dict:
@@ -133,7 +127,7 @@ def load_onnx(path: str | Path, tokenizer=None) -> AttentionGraph:
     causal = any(n.kind == "causal_mask" for n in graph.nodes())
     graph.encoder = tr.encoder
     if graph.encoder is not None:
-        graph.encoder.tokenizer_json = read_tokenizer(path, tokenizer)
+        graph.encoder.tokenizer_json = tokenizer_for(path, tokenizer)
     graph.name = path.stem
     graph.meta.update({"family": "onnx", "model_type": "onnx", "source": str(path.resolve()),
                        "layer_outputs": layer_outputs(graph), "onnx_outputs": names,

@@ -133,16 +133,15 @@ def recognise(pending: Pending, opsets: dict, constant, tokens: int, width: int)
 
     ``vec`` is the input layout the chain's output has (the result is seen through it).
     """
-    shape = tuple(pending.out.shape.dims) if pending.out.shape is not None else None
-    layouts = [v for v in pending.inputs.values() if v.sizes == shape]
-    if not layouts:
-        return None
-    vec = Vec(layouts[0].node, layouts[0].axes, layouts[0].sizes, layouts[0].rep, 1.0)
     x = probe_inputs(tokens, width)
     try:
         got = evaluate(pending, opsets, constant, x)
     except Exception:  # noqa: BLE001  (a chain the evaluator cannot run is simply not recognised)
         return None
+    layouts = [v for v in pending.inputs.values() if tuple(v.sizes) == got.shape]
+    if not layouts:
+        return None
+    vec = Vec(layouts[0].node, layouts[0].axes, layouts[0].sizes, layouts[0].rep, 1.0)
     base = vec.to_layout(x).astype(np.float64)
     if agrees(got, base):
         return "identity", 1.0, vec
