@@ -21,7 +21,7 @@ group's 8-bit weights) at its own row exponents: ``y = Q x + R_q x``, about 16 b
 precision for twice the synaptic memory of that map.
 
 Every added group records ``quant["part"]`` (``bulk``, ``select``, ``outliers``, ``residual``) so
-reports and the error breakdown can tell the parts of one map apart.
+reports and the error breakdown can tell the parts of one map apart (the relay population: ``relay``).
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def split_outliers(net, name: str, channels: np.ndarray) -> tuple[str, str, str]
     select[np.arange(k), channels] = 1.0
     sel = net.add(pn.Synapses(f"{name}.outliers.select", pre_size=op.pre_size, post_size=k, weight=select,
                               circuit=op.circuit, quant={"part": "select"}), pre=pre)
-    relay = net.add(pn.Population(f"{name}.outliers.relay", size=k, circuit=op.circuit), in0=sel)
+    relay = net.add(pn.Population(f"{name}.outliers.relay", size=k, circuit=op.circuit, quant={"part": "relay"}),
+                    in0=sel)
     group = pn.Synapses(f"{name}.outliers", pre_size=k, post_size=op.post_size, weight=op.weight[:, channels].copy(),
                         circuit=op.circuit, quant={"part": "outliers"})
     add_group(net, name, group, relay)

@@ -45,20 +45,28 @@ def _core_loads(cores, costs, chip):
                 for syn, neu, pl in loads.values()), default=0.0)
 
 
+PRECISION_PARTS = ("select", "relay", "outliers", "residual")  # compiler/passes/split_groups.py
+
+
 def resources(net, chip: str | Chip = "loihi2", overrides=None) -> dict:
     """Neurons, synapses, memory, cores, chips, per-token work, energy and latency of ``net``.
 
     Keys: ``chip, neurons, synapses, bytes`` (synaptic memory), ``state_bytes``, ``cores, chips,
     synops_per_token, messages_per_token, cross_core_messages_per_token, neuron_updates_per_token,
     synaptic_updates_per_token, energy_per_token_j, latency_per_token_s, energy_breakdown_j,
-    by_kind, cost_sources``.
+    by_kind, cost_sources``; ``precision_group_neurons``, ``precision_group_bytes``,
+    ``precision_group_synops_per_token``: what the extra synapse groups of the loihi2 precision options
+    (outlier channels, q/k residuals) add, included in the totals.
     """
     chip = load_chip(chip, overrides)
     cores, costs = pack(net, chip)
     total = next(iter(costs.values())).__class__()
     by_kind: dict[str, dict[str, int]] = {}
+    extra = total.__class__()  # the loihi2 precision groups: outlier, relay and q/k residual synapse groups
     for name, c in costs.items():
         total.add(c)
+        if getattr(net.node(name), "quant", {}).get("part") in PRECISION_PARTS:
+            extra.add(c)
         k = by_kind.setdefault(net.node(name).kind, {"nodes": 0, "neurons": 0, "synapses": 0, "bytes": 0})
         k["nodes"] += 1
         k["neurons"] += c.neurons
@@ -93,6 +101,9 @@ def resources(net, chip: str | Chip = "loihi2", overrides=None) -> dict:
         "synaptic_updates_per_token": total.plastic_updates,
         "energy_per_token_j": sum(energy.values()),
         "latency_per_token_s": S * _depth(net, costs) * t_step,
+        "precision_group_neurons": extra.neurons,
+        "precision_group_bytes": extra.synapse_bytes,
+        "precision_group_synops_per_token": extra.synops,
         "energy_breakdown_j": energy,
         "by_kind": by_kind,
         "cost_sources": dict(chip.sources),

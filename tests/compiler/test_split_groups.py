@@ -106,6 +106,8 @@ def test_chip_model_counts_the_extra_groups():
     assert split["bytes"] - base["bytes"] == k * 16 + 24 * k  # 8-bit weights
     assert split["neurons"] - base["neurons"] == k
     assert split["synops_per_token"] > base["synops_per_token"]
+    assert split["precision_group_bytes"] == split["bytes"] - base["bytes"] and base["precision_group_bytes"] == 0
+    assert split["precision_group_neurons"] == k
 
 
 def test_split_network_round_trips(tmp_path):
