@@ -12,7 +12,7 @@ import traceback
 
 from compiler.errors import InputError, TripartiteError
 
-LOWERINGS = ("exact", "favor", "relu", "elu1", "taylor2")
+LOWERINGS = ("exact", "favor", "relu", "elu1", "taylor2", "learned")
 PRECISIONS = ("float64", "float32", "loihi2")
 ROUNDINGS = ("nearest", "compensated")
 
@@ -66,6 +66,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--precision", choices=PRECISIONS, default="float64")
     c.add_argument("--max-tokens", type=int, default=128, help="context length (slots of exact circuits)")
     c.add_argument("--calibrate", metavar="FILE", help="sample inputs (.npz or text file) for quantization")
+    c.add_argument("--feature-maps", metavar="MAPS", help="learned lowering: maps written by `tripartite distill`")
+    c.add_argument("--window", type=int, default=None, metavar="W",
+                   help="learned lowering: exact ring slots (default: the window the maps were fitted for)")
+
+    ds = sub.add_parser("distill", help="fit learned feature maps (the learned lowering) to a model's attention",
+                        description="SOURCE: a Hugging Face checkpoint directory or a saved attention graph.")
+    ds.add_argument("source")
+    ds.add_argument("-o", "--output", required=True, help="feature maps file to write (.npz)")
+    ds.add_argument("--features", type=int, default=64, help="feature neurons per head (2m, even)")
+    calib = ds.add_mutually_exclusive_group()
+    calib.add_argument("--text-file", help="calibration texts, one per line (default: the shipped corpus)")
+    calib.add_argument("--inputs", help="calibration .npz: 'input_ids' (+ 'mask') or token vectors 'x'")
+    ds.add_argument("--epochs", type=int, default=100, help="L-BFGS iterations per layer")
+    ds.add_argument("--seed", type=int, default=0)
+    ds.add_argument("--window", type=int, default=0, metavar="W", help="fit next to W exact ring slots")
     c.add_argument("--tokenizer", metavar="T", help="tokenizer.json (or its directory) to embed, for sources "
                    "without one (.onnx); default: the tokenizer.json beside the source")
     c.add_argument("--rounding", choices=ROUNDINGS, default="nearest",

@@ -106,7 +106,8 @@ def cmd_compile(args) -> int:
             source, lowering=args.lowering, precision=args.precision, features=args.features,
             seed=args.seed, max_tokens=args.max_tokens, per_layer=parse_layer_lowerings(args.layer_lowering),
             orthogonal=args.orthogonal, calibrate=calibration, debug=args.debug, rounding=args.rounding,
-            outlier_ratio=args.outlier_ratio, split_qk=args.split_qk,
+            outlier_ratio=args.outlier_ratio, split_qk=args.split_qk, feature_maps=args.feature_maps,
+            window=args.window,
         )
         net.save(args.output)
     counts = {}
@@ -115,6 +116,12 @@ def cmd_compile(args) -> int:
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     print(f"compiled {args.source} -> {args.output} in {time.perf_counter() - start:.2f} s ({summary})")
     return 0
+
+
+def cmd_distill(args) -> int:
+    from runtime.distill import cmd_distill as run_distill
+
+    return run_distill(args)
 
 
 def cmd_run(args) -> int:

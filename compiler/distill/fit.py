@@ -24,13 +24,15 @@ from compiler.errors import InputError
 @dataclass
 class DistillOptions:
     """``features``: neurons per head (2m, even); ``epochs``: L-BFGS iterations per layer; ``window``:
-    exact slots the maps are fitted next to; ``chunk``: texts per loss evaluation block."""
+    exact slots the maps are fitted next to; ``chunk``: texts per loss evaluation block; ``rows``: query
+    rows per chunk the loss looks at (a seeded sample of positions; 0: all)."""
 
     features: int = 64
     epochs: int = 100
     seed: int = 0
     window: int = 0
     chunk: int = 8
+    rows: int = 64
 
     def check(self):
         if self.features < 2 or self.features % 2:
@@ -50,18 +52,24 @@ class Chunk:
     win: np.ndarray
 
 
-def chunks_for(att, q, k, mask, options: DistillOptions) -> list[Chunk]:
-    """Texts sorted by length and cut into chunks, each trimmed to its longest text."""
+def chunks_for(att, q, k, mask, options: DistillOptions, rng: np.random.Generator) -> list[Chunk]:
+    """Texts sorted by length and cut into chunks, each trimmed to its longest text; a chunk keeps
+    ``options.rows`` query positions drawn from ``rng`` (all keys)."""
     lengths = mask.sum(1)
     order = np.argsort(lengths, kind="stable")
     out = []
     for start in range(0, len(order), options.chunk):
-        rows = order[start:start + options.chunk]
-        T = max(int(lengths[rows].max()), 1)
-        cq, ck, cm = q[rows, :, :T], k[rows, :, :T], mask[rows, :T]
+        texts = order[start:start + options.chunk]
+        T = max(int(lengths[texts].max()), 1)
+        cq, ck, cm = q[texts, :, :T], k[texts, :, :T], mask[texts, :T]
         vis = attention_visibility(att, cm)
-        target = softmax_rows(logits(cq, ck, att.scale), vis) * cm[:, None, :, None]
-        out.append(Chunk(cq, ck, target, vis, window_slots(vis, options.window)))
+        win = window_slots(vis, options.window)
+        pick = np.arange(T)
+        if 0 < options.rows < T:
+            pick = np.sort(rng.choice(T, options.rows, replace=False))
+        cq, vis, win = cq[:, :, pick], vis[:, :, pick], win[:, :, pick]
+        target = softmax_rows(logits(cq, ck, att.scale), vis) * cm[:, None, pick, None]
+        out.append(Chunk(cq, ck, target, vis, win))
     return out
 
 
@@ -152,6 +160,6 @@ def fit_all(graph, x, mask, options, progress):
         values = run_surrogate(graph, x, mask, maps, keep=[inputs["q"], inputs["k"], inputs["v"]])
         q, k, _ = split(att, {port: values[inputs[port]] for port in ("q", "k", "v")})
         init = LayerMaps.initial(rng, att.n_heads, att.n_kv_heads, att.head_dim, m, att.scale)
-        chunks = chunks_for(att, q, k, mask, options)
+        chunks = chunks_for(att, q, k, mask, options, rng)
         maps.layers[att.name], maps.report[att.name] = fit_layer(att, chunks, init, options, progress)
     return maps

@@ -108,7 +108,7 @@ def _norm(node, chip):
                     units=1, unit_axons=node.size)
 
 
-FEATURE_FAN_IN = {"exact": None, "favor": None, "relu": None, "elu1": 1, "taylor2": 2}
+FEATURE_FAN_IN = {"exact": None, "favor": None, "relu": None, "elu1": 1, "taylor2": 2, "learned": None}
 
 
 @counter("features")
@@ -118,8 +118,13 @@ def _features(node, chip):
     exact = node.lowering == "exact"
     writes = node.n_kv_heads * node.head_dim if exact else 0
     messages = node.n_heads * node.m + (node.n_kv_heads if exact else node.n_kv_heads * node.m)
-    return NodeCost(neurons=node.n_heads * node.m, synapses=n, synapse_bytes=_bytes(n, chip.weight_bits),
-                    state_bytes=_state(node.n_heads * node.m, chip), synops=n, messages=messages,
+    neurons = node.n_heads * node.m
+    window = getattr(node, "window", 0) or 0  # learned circuits: exact ring slots beside the features
+    if window:
+        slots = node.n_kv_heads * window * node.head_dim
+        n, neurons, writes, messages = n + slots, neurons + node.n_heads * window, writes + slots, messages + window
+    return NodeCost(neurons=neurons, synapses=n, synapse_bytes=_bytes(n, chip.weight_bits),
+                    state_bytes=_state(neurons, chip), synops=n, messages=messages,
                     plastic_updates=writes, units=node.n_heads, unit_axons=2 * node.head_dim)
 
 

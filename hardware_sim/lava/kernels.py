@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from compiler.distill.hedgehog import hedgehog
 from compiler.errors import SimulationError
 
 NEG = -np.inf
@@ -215,6 +216,9 @@ class FeaturesKernel(FeaturesLayout, Kernel):
 
     def __init__(self, op, net, dtype):
         super().__init__(op, net, dtype)
+        if op.lowering == "learned" and op.window:
+            raise SimulationError(f"lava: node {op.name!r}: learned circuits with a window run on the golden "
+                                  "simulator only; compile without --window for Lava")
         self.group = op.n_heads // op.n_kv_heads
         self.proj = None if op.projection is None else op.projection.astype(self.dtype)
         self.root = self.dtype(np.sqrt(op.scale))
@@ -253,7 +257,7 @@ class FeaturesKernel(FeaturesLayout, Kernel):
                 write[:, :, t] = w
                 self.state["keys"][:, t] += w * k[:, 0]
             else:
-                write[:] = self.fmap(k * self.root) * w
+                write[:] = self.respond(k, "k") * w
         b, t = clock.locate(s, clock.R)
         if t >= 0:
             q = inputs["query"].reshape(G, self.group, d)
@@ -261,8 +265,16 @@ class FeaturesKernel(FeaturesLayout, Kernel):
                 keys = self.state["keys"]
                 read = (np.einsum("grd,gmd->grm", q, keys) * self.dtype(op.scale)).reshape(H, m)
             else:
-                read = self.fmap(q * self.root).reshape(H, m)
+                read = self.respond(q, "q").reshape(H, m)
         return np.concatenate([write.reshape(-1), read.reshape(-1)])
+
+    def respond(self, x, side: str):
+        """Responses to keys (``side`` k, x (G, 1, d)) or queries (q, x (G, r, d)) -> (G, r, m)."""
+        if self.op.lowering != "learned":
+            return self.fmap(x * self.root)
+        G, r, d = x.shape
+        weight, bias = (self.op.k_weight, self.op.k_bias) if side == "k" else (self.op.q_weight, self.op.q_bias)
+        return hedgehog(x.reshape(1, G * r, 1, d), weight, bias).reshape(G, r, -1)
 
 
 def split_features(msg, H, m):
