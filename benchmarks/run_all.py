@@ -17,7 +17,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-SCRIPTS = ["bench_golden.py", "bench_lava.py", "bench_favor.py", "bench_fidelity.py", "bench_export.py"]
+SCRIPTS = ["bench_golden.py", "bench_lava.py", "bench_favor.py", "bench_fidelity.py", "bench_export.py",
+           "bench_brian2.py", "bench_plasticity.py"]
 
 
 def run_scripts() -> dict[str, float]:
@@ -82,8 +83,22 @@ def export_rows(data: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
+def brian2_rows(data: dict) -> list[tuple[str, str, str]]:
+    return [(f"brian2 vs golden per token ({data['model']}, {data['tokens']} tokens, {data['precision']}, "
+             f"{data['steps']} steps)", f"{data['ratio_vs_golden']:.0f}x ({data['per_token_ms']:.0f} ms/token, "
+             f"rel err {data['rel_err']:.1e})", "")]
+
+
+def plasticity_rows(data: dict) -> list[tuple[str, str, str]]:
+    return [(f"LearningDense vs golden Hebbian weights ({r['model']} {r['lowering']} {r['node']}, "
+             f"{r['tokens']} tokens)",
+             f"floating_pt {r['floating_pt_rel_err']:.1e}, fixed_pt {r['fixed_pt_rel_err']:.2f}", "")
+            for r in data["rows"]]
+
+
 SUMMARISERS = {"golden.json": golden_rows, "lava.json": lava_rows, "favor.json": favor_rows,
-               "fidelity.json": fidelity_rows, "export.json": export_rows}
+               "fidelity.json": fidelity_rows, "export.json": export_rows, "bench_brian2.json": brian2_rows,
+               "plasticity.json": plasticity_rows}
 
 
 def summarise(seconds: dict[str, float]) -> dict:
