@@ -51,6 +51,9 @@ def read_model(path: Path):
     except FileNotFoundError as exc:
         raise FrontendError(f"{path}: external weight file missing ({exc.filename}); copy it beside the file") from None
     except Exception as exc:  # noqa: BLE001  (protobuf raises a zoo of types on corrupt input)
+        if "should be stored in" in str(exc):
+            raise FrontendError(f"{path}: external weight file missing (the .data file written beside it at "
+                                "export); copy it beside the file") from None
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise FrontendError(f"{path}: not a readable ONNX model ({reason}); re-export it") from None
     if not proto.graph.node:

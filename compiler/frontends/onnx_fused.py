@@ -30,6 +30,7 @@ from compiler.frontends.onnx_patterns import (
     rms_norm,
     scale_scores,
 )
+from compiler.frontends.onnx_recognize import round_base
 from compiler.frontends.onnx_trace import Tracer, describe
 from compiler.frontends.onnx_values import Const, Emb, Ids, Scores, Vec
 
@@ -127,11 +128,12 @@ def rope_base(tr: Tracer, node, cos: np.ndarray, sin: np.ndarray, rotary_dim: in
     """The base of the default rotary frequencies that produce tables ``cos``/``sin`` (T0, rotary_dim/2)."""
     theta = np.arccos(np.clip(cos[1], -1.0, 1.0))
     base = float(theta[1] ** (-rotary_dim / 2)) if rotary_dim > 2 and 0 < theta[1] < 1 else 10000.0
-    want_cos, want_sin = op.rope_tables(np.arange(cos.shape[0]), rotary_dim, base, np.float64)
-    if not (np.allclose(cos, want_cos, atol=1e-5) and np.allclose(sin, want_sin, atol=1e-5)):
-        raise tr.error(node, "has cos/sin tables that are not the default rotary frequencies base^(-2i/d); "
-                             "scaled or custom RoPE is not supported")
-    return round(base, 3)
+    for candidate in (round_base(base), base):
+        want_cos, want_sin = op.rope_tables(np.arange(cos.shape[0]), rotary_dim, candidate, np.float64)
+        if np.allclose(cos, want_cos, atol=1e-5) and np.allclose(sin, want_sin, atol=1e-5):
+            return candidate
+    raise tr.error(node, "has cos/sin tables that are not the default rotary frequencies base^(-2i/d); "
+                         "scaled or custom RoPE is not supported")
 
 
 def rope_tables(tr: Tracer, node, cos, sin, positions) -> tuple[np.ndarray, np.ndarray]:

@@ -45,7 +45,11 @@ def check_ops(folded) -> None:
 
 def trace(tr: Tracer) -> None:
     for node in tr.model.graph:
-        result = HANDLERS[(node.domain or "", node.op_type)](tr, node)
+        try:
+            result = HANDLERS[(node.domain or "", node.op_type)](tr, node)
+        except (ValueError, IndexError, KeyError, TypeError, ZeroDivisionError) as exc:
+            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise tr.error(node, f"could not be mapped onto the attention graph ({reason})") from None
         results = result if isinstance(result, list) else [result]
         for value, d in zip(node.outputs, results):
             if d is not None and value is not None:

@@ -82,11 +82,11 @@ for _op in ELEMENTWISE:
 
 def pooled(tr: Tracer, node):
     args = inputs(tr, node)
-    source = next(a for a in args if isinstance(a, Pooled))
+    pools = [a for a in args if isinstance(a, Pooled)]
     others = [a for a in args if not isinstance(a, (Pooled, Const, type(None)))]
     if others:
         raise tr.error(node, f"mixes a pooled sentence embedding with {describe(others[0])}")
-    return Pooled(source.source, source.ops | {node.op_type})
+    return Pooled(pools[0].source, set().union(*(p.ops for p in pools)) | {node.op_type})
 
 
 for _op in ("ReduceL2", "LpNormalization", "ReduceSumSquare"):

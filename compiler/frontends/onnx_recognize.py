@@ -97,7 +97,13 @@ def rope_bases(pending: Pending, constant, tokens: int, head_dim: int) -> list[f
                     for step in (i, i // 2):
                         if 0 < theta < 1 and step:
                             bases.add(round(theta ** (-head_dim / (2 * step)), 3))
-    return sorted(b for b in bases if 1 < b < 1e9)
+    estimates = sorted(b for b in bases if 1 < b < 1e9)
+    return [round_base(b) for b in estimates] + estimates
+
+
+def round_base(base: float) -> float:
+    """Three significant digits: the base a float32 table was computed from (10000, 5e5, ...)."""
+    return float(f"{base:.3g}")
 
 
 def candidates(vec: Vec, pending: Pending, constant, tokens: int):
