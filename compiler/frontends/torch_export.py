@@ -21,6 +21,7 @@ without a mapping are listed, with their node names, in one error.  torch is imp
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -456,10 +457,14 @@ def from_torch(module, example_inputs=(), kwargs: dict | None = None, outputs: S
     which returned tensors become graph outputs (default: all); a linear output as wide as the
     vocabulary is ``logits``, the first other one ``hidden``.  ``tokenizer`` (a path to
     ``tokenizer.json``, its text, or a tokenizer object) travels with the graph so it can take text.
+    A module whose forward takes ``use_cache`` is traced with ``use_cache=False`` unless told otherwise.
     """
     torch = import_torch()
     args = tuple(example_inputs) if isinstance(example_inputs, (list, tuple)) else (example_inputs,)
-    program = Program(module, args, dict(kwargs or {}))
+    kwargs = dict(kwargs or {})
+    if "use_cache" in inspect.signature(module.forward).parameters:
+        kwargs.setdefault("use_cache", False)  # a key/value cache is runtime state, not part of the graph
+    program = Program(module, args, kwargs)
     config = getattr(module, "config", None)
     pad = getattr(config, "pad_token_id", None)
     mapper = Mapper(program, name or type(module).__name__, pad if isinstance(pad, int) else 0)
