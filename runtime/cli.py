@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--epochs", type=int, default=100, help="L-BFGS iterations per layer")
     ds.add_argument("--seed", type=int, default=0)
     ds.add_argument("--window", type=int, default=0, metavar="W", help="fit next to W exact ring slots")
+    ds.add_argument("--joint-steps", type=int, default=50, metavar="N",
+                    help="Adam steps tuning all maps on the model's outputs (needs torch; 0: layer by layer only)")
     c.add_argument("--tokenizer", metavar="T", help="tokenizer.json (or its directory) to embed, for sources "
                    "without one (.onnx); default: the tokenizer.json beside the source")
     c.add_argument("--rounding", choices=ROUNDINGS, default="nearest",

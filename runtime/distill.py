@@ -8,13 +8,15 @@ from compiler.distill.maps import FeatureMaps
 
 
 def distill(source, features: int = 64, texts: list[str] | None = None, epochs: int = 100, seed: int = 0,
-            window: int = 0, count: int = 48, progress=None, batch=None) -> FeatureMaps:
+            window: int = 0, count: int = 48, progress=None, batch=None, joint_steps: int = 0,
+            joint_lr: float = 3e-3) -> FeatureMaps:
     """Feature maps of every attention node of ``source`` (a graph or a model path).
 
     ``texts``: calibration texts (default: ``count`` texts cut from the shipped corpus, 60-300 tokens,
     truncated at the model's context), or ``batch`` (a :class:`runtime.inputs.Batch`).  ``features``:
     neurons per head (2m).  ``epochs``: L-BFGS iterations per layer.  ``progress(layer, step, total)``
-    is called after each iteration.
+    is called after each iteration.  ``joint_steps`` > 0 then tunes all maps together on the model's
+    outputs (:mod:`compiler.distill.joint`, needs torch).
     """
     from compiler.api import load_attention_graph
     from runtime.inputs import from_texts
@@ -24,7 +26,18 @@ def distill(source, features: int = 64, texts: list[str] | None = None, epochs: 
         texts = calibration_texts(count, seed) if texts is None else texts
         batch = from_texts(graph.encoder, texts, graph.meta)
     options = DistillOptions(features=features, epochs=epochs, seed=seed, window=window)
-    return distill_graph(graph, batch.x, batch.mask, options, progress=progress)
+    maps = distill_graph(graph, batch.x, batch.mask, options, progress=progress)
+    if joint_steps:
+        from compiler.distill.joint import joint_tune
+
+        maps = joint_tune(graph, batch.x, batch.mask, maps, joint_steps, lr=joint_lr, seed=seed, progress=progress)
+    return maps
+
+
+def torch_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def cmd_distill(args) -> int:
@@ -49,11 +62,16 @@ def cmd_distill(args) -> int:
             tasks[layer] = bar.add_task(layer, total=total)
         bar.update(tasks[layer], completed=step)
 
+    joint = args.joint_steps
+    if joint and not torch_available():
+        console().print(f"distill: torch is not installed: the joint tuning ({joint} steps) is left out, "
+                        "the maps are fitted layer by layer only")
+        joint = 0
     with bar:
         maps = distill(graph, features=args.features, texts=texts, epochs=args.epochs, seed=args.seed,
-                       window=args.window, progress=progress, batch=batch)
+                       window=args.window, progress=progress, batch=batch, joint_steps=joint)
     maps.save(args.output)
-    kl = ", ".join(f"{name} {r['kl_after']:.3f}" for name, r in maps.report.items())
+    kl = ", ".join(f"{name} {r['kl_after']:.3f}" for name, r in maps.report.items() if "kl_after" in r)
     print(f"distilled {args.source} -> {args.output}: {maps.features} features per head, window {maps.window}; "
           f"row KL {kl}")
     return 0

@@ -20,8 +20,8 @@ def test_distill_then_compile_learned(model, tmp_path, capsys):
     x = np.random.default_rng(0).standard_normal((3, 12, 32))
     np.savez(tmp_path / "x.npz", x=x)
     maps = tmp_path / "maps.npz"
-    assert main(["distill", str(model), "--features", "8", "--epochs", "3", "--inputs", str(tmp_path / "x.npz"),
-                 "-o", str(maps)]) == 0
+    assert main(["distill", str(model), "--features", "8", "--epochs", "3", "--joint-steps", "0",
+                 "--inputs", str(tmp_path / "x.npz"), "-o", str(maps)]) == 0
     loaded = load_maps(maps)
     assert loaded.features == 8 and loaded.window == 0
     assert set(loaded.layers) == {"layer0.attn", "layer1.attn"}

@@ -1,0 +1,192 @@
+"""Joint tuning of every layer's maps on the model's final outputs, the model's weights frozen.
+
+The gradient must pass through the whole network (a map of layer 0 changes the hidden states every
+later layer sees), so this step runs the attention graph in torch, each node kind by the same
+equations as its :meth:`evaluate`, with every attention node replaced by its learned circuit
+(:func:`compiler.distill.hedgehog.circuit_scores`).  Loss: encoders ``mean |h - h_ref|^2 / var(h_ref)
++ mean (1 - cos(e, e_ref))`` over the final hidden states h and the mean-pooled embeddings e;
+models with logits the mean ``KL(p_ref || p)`` of the next-token distributions.  Adam, full batch,
+deterministic for a seed (torch CPU kernels are deterministic here).  Needs torch; the layer-wise maps
+are kept when torch is missing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.distill.maps import ARRAYS, FeatureMaps, LayerMaps
+from compiler.errors import InputError
+
+
+def torch_ops(torch):
+    """Torch versions of the attention-graph node kinds, keyed by kind."""
+    F = torch.nn.functional
+
+    def linear(op, a, ctx):
+        y = a["x"] @ ctx.const(op.weight).T
+        return y if op.bias is None else y + ctx.const(op.bias)
+
+    def layernorm(op, a, ctx):
+        b = None if op.bias is None else ctx.const(op.bias)
+        return F.layer_norm(a["x"], (op.weight.shape[0],), ctx.const(op.weight), b, op.eps)
+
+    def rmsnorm(op, a, ctx):
+        x = a["x"]
+        return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + op.eps) * ctx.const(op.weight)
+
+    def act(op, a, ctx):
+        x = a["x"]
+        return {"gelu_erf": lambda: F.gelu(x), "gelu_tanh": lambda: F.gelu(x, approximate="tanh"),
+                "silu": lambda: F.silu(x), "relu": lambda: F.relu(x)}[op.function]()
+
+    def rope(op, a, ctx):
+        from compiler.attention.nodes import rope_tables
+
+        x = a["x"]
+        B, T, _ = x.shape
+        cos, sin = (ctx.const(t)[None, :, None, :] for t in rope_tables(np.arange(T), op.rotary_dim, op.base,
+                                                                         np.float64))
+        xh = x.reshape(B, T, op.n_heads, op.head_dim)
+        r, rest = xh[..., :op.rotary_dim], xh[..., op.rotary_dim:]
+        if op.pairing == "half":
+            p, q = r[..., :op.rotary_dim // 2], r[..., op.rotary_dim // 2:]
+            rot = torch.cat([p * cos - q * sin, q * cos + p * sin], -1)
+        else:
+            p, q = r[..., 0::2], r[..., 1::2]
+            rot = torch.stack([p * cos - q * sin, q * cos + p * sin], -1).reshape(r.shape)
+        return torch.cat([rot, rest], -1).reshape(B, T, -1)
+
+    return {"linear": linear, "layernorm": layernorm, "rmsnorm": rmsnorm, "activation": act, "rope": rope,
+            "add": lambda op, a, ctx: a["a"] + a["b"], "mul": lambda op, a, ctx: a["a"] * a["b"],
+            "output": lambda op, a, ctx: a["x"], "attention": learned_attention(torch)}
+
+
+def hedgehog_t(torch, x, w, b):
+    z = x @ w[None] + b[None, :, None, :]
+    return torch.cat([torch.softmax(z, -1), torch.softmax(-z, -1)], -1)
+
+
+def learned_attention(torch):
+    def attention(op, a, ctx):
+        from compiler.distill.hedgehog import window_slots
+        from compiler.distill.surrogate import attention_visibility
+
+        B, T, _ = a["q"].shape
+        H, G = op.n_heads, op.n_kv_heads
+        q = a["q"].reshape(B, T, H, op.head_dim).transpose(1, 2)
+        k = a["k"].reshape(B, T, G, op.head_dim).transpose(1, 2)
+        v = a["v"].reshape(B, T, G, op.v_head_dim).transpose(1, 2)
+        k, v = k.repeat_interleave(H // G, 1), v.repeat_interleave(H // G, 1)
+        p = ctx.params[op.name]
+        fq = hedgehog_t(torch, q, p["q_weight"], p["q_bias"])
+        fk = hedgehog_t(torch, k, p["k_weight"].repeat_interleave(H // G, 0), p["k_bias"].repeat_interleave(H // G, 0))
+        K = fq @ fk.transpose(-1, -2)
+        vis = attention_visibility(op, ctx.mask)
+        win = torch.as_tensor(window_slots(vis, ctx.window))
+        vis = torch.as_tensor(vis)
+        if ctx.window:
+            lg = (q @ k.transpose(-1, -2)) * op.scale
+            s = torch.where(win, lg, -torch.inf).amax(-1, keepdim=True).detach()
+            s = torch.where(torch.isfinite(s), s, torch.zeros_like(s))
+            exact = torch.exp(torch.where(win, lg - s, -torch.inf))
+            feat = K * torch.exp(p["log_gain"])[None, :, None, None] * torch.exp(-s)
+            S = torch.where(win, exact, torch.where(vis, feat, torch.zeros_like(feat)))
+        else:
+            S = torch.where(vis, K, torch.zeros_like(K))
+        Z = S.sum(-1, keepdim=True)
+        y = (S / torch.where(Z > 0, Z, torch.ones_like(Z))) @ v
+        return y.transpose(1, 2).reshape(B, T, -1)
+
+    return attention
+
+
+class Context:
+    def __init__(self, torch, mask, params, window):
+        self.torch, self.mask, self.params, self.window = torch, mask, params, window
+        self.cache = {}
+
+    def const(self, array):
+        key = id(array)
+        if key not in self.cache:
+            self.cache[key] = (self.torch.as_tensor(np.asarray(array, np.float64)), array)
+        return self.cache[key][0]
+
+
+def forward(torch, graph, x, ctx):
+    ops = torch_ops(torch)
+    values = {graph.input_node(): torch.as_tensor(x)}
+    for name in graph.order():
+        if name in values:
+            continue
+        op = graph.node(name)
+        if op.kind not in ops:
+            raise InputError(f"joint tuning: node {name!r} of kind {op.kind!r} has no torch form")
+        values[name] = ops[op.kind](op, {p: values[s] for p, s in graph.inputs_of(name).items()}, ctx)
+    return {role: values[name] for role, name in graph.output_nodes().items()}
+
+
+def loss_fn(torch, out, ref, mask_t):
+    if "logits" in out:
+        logp = torch.log_softmax(out["logits"], -1)
+        pref = torch.softmax(ref["logits"], -1)
+        kl = (pref * (torch.log(pref.clamp_min(1e-300)) - logp)).sum(-1)
+        return (kl * mask_t).sum() / mask_t.sum()
+    h, r = out["hidden"], ref["hidden"]
+    m = mask_t[..., None]
+    var = ((r * m) ** 2).sum() / (m.sum() * r.shape[-1])
+    mse = (((h - r) * m) ** 2).sum() / (m.sum() * r.shape[-1]) / var
+    e = (h * m).sum(1) / m.sum(1)
+    er = (r * m).sum(1) / m.sum(1)
+    cos = (e * er).sum(-1) / (e.norm(dim=-1) * er.norm(dim=-1))
+    return mse + (1 - cos).mean()
+
+
+def chunked(x, mask, size: int):
+    """Texts sorted by length in chunks of ``size``, each trimmed to its longest text."""
+    lengths = mask.sum(1)
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, len(order), size):
+        rows = order[start:start + size]
+        T = max(int(lengths[rows].max()), 1)
+        yield x[rows, :T], mask[rows, :T]
+
+
+def joint_tune(graph, x, mask, maps: FeatureMaps, steps: int, lr: float = 3e-3, seed: int = 0,
+               progress=None, chunk: int = 4) -> FeatureMaps:
+    """Adam on every map of ``maps`` against the float model's outputs on ``x``/``mask``; the
+    gradient of the mean chunk loss is accumulated over chunks of ``chunk`` texts."""
+    try:
+        import torch
+    except ImportError:
+        raise InputError("joint tuning needs torch (pip install torch); the layer-wise maps need nothing more") \
+            from None
+    from compiler.distill.surrogate import run_surrogate
+
+    torch.manual_seed(seed)
+    chunks = []
+    for cx, cm in chunked(x, mask, chunk):
+        reference = run_surrogate(graph, cx, cm, None)
+        chunks.append((cx, cm, {role: torch.as_tensor(reference[role]) for role in graph.output_nodes()},
+                       torch.as_tensor(cm, dtype=torch.float64)))
+    params = {name: {k: torch.tensor(v, requires_grad=k != "log_gain" or maps.window > 0)
+                     for k, v in layer.as_dict().items()} for name, layer in maps.layers.items()}
+    leaves = [t for p in params.values() for t in p.values() if t.requires_grad]
+    opt = torch.optim.Adam(leaves, lr=lr)
+    history = []
+    for step in range(steps):
+        opt.zero_grad()
+        total = 0.0
+        for cx, cm, ref, mask_t in chunks:
+            loss = loss_fn(torch, forward(torch, graph, cx, Context(torch, cm, params, maps.window)), ref, mask_t)
+            (loss / len(chunks)).backward()
+            total += float(loss.detach()) / len(chunks)
+        opt.step()
+        history.append(total)
+        if progress is not None:
+            progress("joint", step + 1, steps)
+    tuned = FeatureMaps(layers={name: LayerMaps(**{k: p[k].detach().numpy().copy() for k in ARRAYS})
+                                for name, p in params.items()},
+                        window=maps.window, source=maps.source, report=dict(maps.report))
+    tuned.report["joint"] = {"steps": steps, "loss_first": history[0] if history else None,
+                             "loss_last": history[-1] if history else None}
+    return tuned
