@@ -59,6 +59,29 @@ def test_linear_and_taylor_circuits_agree_with_golden():
         assert rel(got[role], want[role]) <= 1e-9, role
 
 
+def learned_net(graph, window):
+    from compiler.distill.maps import FeatureMaps, LayerMaps
+
+    rng = np.random.default_rng(0)
+    layers = {att.name: LayerMaps.initial(rng, att.n_heads, att.n_kv_heads, att.head_dim, 4, att.scale)
+              for att in graph.of_kind("attention")}
+    return compiler.compile(graph, lowering="learned", feature_maps=FeatureMaps(layers=layers, window=window),
+                            max_tokens=8)
+
+
+def test_learned_circuits_agree_with_golden():
+    """Distilled softmax feature maps: each half's softmax is a normaliser neuron's divisive gain."""
+    g = MODELS["llama"]()
+    net = learned_net(g, window=0)
+    x, mask = inputs(g.encoder.width, seed=2)
+    want = simulate(net, x, mask).outputs
+    got, _ = simulate_brian2(net, x, mask)
+    for role in want:
+        assert rel(got[role], want[role]) <= 1e-9, role
+    with pytest.raises(SimulationError, match="learned features with a window of exact slots have no Brian2"):
+        simulate_brian2(learned_net(g, window=2), x, mask)
+
+
 def test_padding_is_never_written():
     """Changing a masked token's vector leaves every unmasked output unchanged."""
     g = MODELS["bert"]()
