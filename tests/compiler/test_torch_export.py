@@ -178,3 +178,16 @@ def test_a_token_subset_output_is_refused():
     module, _ = tiny("bert", "sdpa")
     with pytest.raises(FrontendError, match=r"does not hold every token exactly once"):
         compiler.from_torch(module, (), {"input_ids": torch.zeros(1, 3, dtype=torch.long)}, outputs=[1])
+
+
+@pytest.mark.crosscheck
+def test_readme_example_runs(capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
+    example = next(b for b in blocks if "compiler.from_torch" in b)
+    exec(compile(example, "README.md", "exec"), {})  # noqa: S102  (the README's own example)
+    assert float(capsys.readouterr().out.strip()) < 1e-5
