@@ -103,7 +103,7 @@ class GoldenStream:
 
 
 def lava_stream(net, precision: str, probes, timeout, budget):
-    from runtime.lava_session import LavaStream
+    from hardware_sim.lava.stream import LavaStream
 
     return LavaStream(net, precision, probes=probes, timeout=timeout, budget=budget)
 

@@ -93,13 +93,14 @@ def slot_response_step(potential, written, score_exp: int, f_exp: int, counter, 
     return np.where(written, f, 0), s[..., 0]
 
 
-def slot_writes_int(op, w: np.ndarray, f_exp: int, start: int = 0) -> np.ndarray:
-    """(B, G, T, start + T): slot ``start + t`` fires ``w_t`` (payload ``2**-f_exp``) in the write
-    phase of token t."""
+def slot_writes_int(op, w: np.ndarray, f_exp: int, start: int = 0, slots: int | None = None) -> np.ndarray:
+    """(B, G, T, slots): slot ``start + t`` fires ``w_t`` (payload ``2**-f_exp``) in the write phase
+    of token t; ``slots`` defaults to all ``m`` (a run continuing a stream passes ``start + T``)."""
     B, T = w.shape
     check_slots(op, start + T)
-    eye = np.eye(T, start + T, k=start, dtype=INT) << INT(-f_exp)
-    return np.broadcast_to(w[:, None, :, None] * eye[None, None], (B, op.n_kv_heads, T, start + T))
+    slots = op.m if slots is None else slots
+    eye = np.eye(T, slots, k=start, dtype=INT) << INT(-f_exp)
+    return np.broadcast_to(w[:, None, :, None] * eye[None, None], (B, op.n_kv_heads, T, slots))
 
 
 def causal_visibility(T: int, n: int, start: int, group: int) -> np.ndarray:
@@ -118,7 +119,7 @@ def features(op, args, run):
     schedule = run.schedule(op.schedule)
     f_exp = qexp(op)
     w = run.written_int(schedule)
-    write = slot_writes_int(op, w, f_exp, run.start)
+    write = slot_writes_int(op, w, f_exp, run.start, run.start + w.shape[1])
     keys = np.where(w[:, None, :, None] != 0, heads(key.q, op.n_kv_heads), 0)  # slot j stores k_j (exact copy)
     earlier = run.initial(op.name, "keys")
     if earlier is not None:

@@ -115,14 +115,18 @@ def source_data(plan: Plan, x: np.ndarray) -> np.ndarray:
     return data
 
 
-def build_network(net, plan: Plan, x: np.ndarray, tag: str = "floating_pt", error_file: str = "",
-                  fused: bool = True) -> LavaNetwork:
+def build_network(net, plan: Plan, x: np.ndarray | None, tag: str = "floating_pt", error_file: str = "",
+                  fused: bool = True, source=None) -> LavaNetwork:
     """Create and connect the Lava processes of ``plan`` for token vectors ``x`` (B, T, width);
     ``fused``: each group is a :class:`CircuitBlock` (granularities ``fused`` and ``block``), else
-    the process of its one node's kind (``fine``)."""
-    source = RingBuffer(data=source_data(plan, x))
+    the process of its one node's kind (``fine``).  ``source``: ``(process, model, out port)`` of
+    another source than a RingBuffer of ``x`` (a session's injector the host sends tokens to)."""
+    if source is None:  # fixed_pt streams integer payloads, exact in float64
+        ring = RingBuffer(data=source_data(plan, x))
+        source = (ring, PySendModelFloat, ring.s_out)
+    source, source_model, source_port = source
     processes, specs = {}, {}
-    model_map = {source: PySendModelFloat}  # fixed_pt streams integer payloads, exact in float64
+    model_map = {source: source_model}
     for group in plan.groups:
         spec = group_spec(net, plan, group, error_file, tag)
         kind = "block" if fused else net.node(plan.groups[group][0]).kind
@@ -136,7 +140,7 @@ def build_network(net, plan: Plan, x: np.ndarray, tag: str = "floating_pt", erro
     for group, spec in specs.items():
         for port in spec.out_ports:
             out_port[port.node] = getattr(processes[group], port.name)
-    out_port[plan.source] = source.s_out
+    out_port[plan.source] = source_port
     for group, spec in specs.items():
         for port in spec.in_ports:
             out_port[port.node].connect(getattr(processes[group], port.name))
