@@ -120,3 +120,23 @@ def test_batch_size_is_fixed_until_reset(graphs):
     session.feed(np.array([[1, 2], [3, 4]]))
     with pytest.raises(Exception, match="holds 2 sequence"):
         session.feed(np.array([[1]]))
+
+
+@pytest.mark.parametrize("family", sorted(DECODERS))
+def test_kv_cache_reference_and_exact_session_match_the_reference(graphs, family):
+    """The key/value-cache reference fed in pieces equals the reference over the whole sequence, and
+    an exact session equals both (independent paths: graph nodes vs circuit behaviours)."""
+    from runtime.kv_reference import KVCacheReference
+    from runtime.reference import run_reference
+
+    g = graphs[family]
+    x, mask = data(g.encoder.width, seed=2)
+    whole = run_reference(g, x, mask).outputs
+    kv = KVCacheReference(g, "float64")
+    session = Session(compiler.compile(g, max_tokens=8))
+    cached = [kv.feed(x[:, :3], mask[:, :3])] + [kv.feed(x[:, t:t + 1], mask[:, t:t + 1]) for t in range(3, T)]
+    streamed = fed(session, x, mask, range(3, T + 1))
+    for role in whole:
+        joined = np.concatenate([c[role] for c in cached], axis=1)
+        assert rel(joined, whole[role], mask) <= 1e-12, role
+        assert rel(streamed[role], whole[role], mask) <= 1e-9, role
