@@ -94,6 +94,20 @@ def test_padding_is_never_written():
     assert np.array_equal(a["hidden"][mask], b["hidden"][mask])
 
 
+def test_large_batches_run_in_chunks(monkeypatch):
+    """With a budget of one sequence per network the batch runs sequence by sequence, same outputs."""
+    from hardware_sim.brian2.model import network
+
+    g = MODELS["gpt2"]()
+    net = compiler.compile(g, max_tokens=8)
+    x, mask = inputs(g.encoder.width, B=3)
+    monkeypatch.setattr(network, "SYNAPSE_BUDGET", 1)
+    got, _ = simulate_brian2(net, x, mask)
+    want = simulate(net, x, mask).outputs
+    for role in want:
+        assert got[role].shape == want[role].shape and rel(got[role], want[role]) <= 1e-9, role
+
+
 @pytest.fixture(scope="module")
 def loihi2_net():
     g = random_bert(seed=4)

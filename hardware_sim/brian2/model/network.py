@@ -159,11 +159,40 @@ def build_network(records: list[NodeRecord], x: np.ndarray, mask: np.ndarray, ke
     return Network(*build.objects), build
 
 
+SYNAPSE_BUDGET = 16_000_000  # synapses per Brian2 network; larger batches run in chunks of sequences
+
+
+def synapses_per_sequence(records: list[NodeRecord]) -> int:
+    """About how many Brian2 synapses one sequence needs (static groups and attention circuits)."""
+    consumers: dict[str, int] = {}
+    for node in records:
+        for src in node.inputs.values():
+            consumers[src] = consumers.get(src, 0) + 1
+    total = 0
+    for node in records:
+        a = node.attrs
+        if node.kind == "synapses":
+            total += a["pre_size"] * a["post_size"] * consumers.get(node.name, 1)
+        elif node.kind == "features":
+            total += a["n_heads"] * a["m"] * (2 * a["head_dim"] + 4)
+        elif node.kind == "hebbian_synapses":
+            total += a["n_heads"] * a["m"] * a["v_head_dim"]
+    return max(total, 1)
+
+
 def simulate_records(records: list[NodeRecord], x: np.ndarray, mask: np.ndarray, keep=()):
     """Run the network of ``records`` on ``x`` (B, T, width) with padding ``mask``.
 
     Returns outputs by role and the values of the ``keep`` nodes by name, each (B, T, size).
+    Sequences run together as blocks of one network, in chunks of at most :data:`SYNAPSE_BUDGET`
+    synapses.
     """
+    chunk = max(1, SYNAPSE_BUDGET // synapses_per_sequence(records))
+    parts = [simulate_chunk(records, x[i:i + chunk], mask[i:i + chunk], keep) for i in range(0, len(x), chunk)]
+    return tuple({key: np.concatenate([p[n][key] for p in parts]) for key in parts[0][n]} for n in (0, 1))
+
+
+def simulate_chunk(records: list[NodeRecord], x: np.ndarray, mask: np.ndarray, keep=()):
     net, build = build_network(records, x, mask, set(keep))
     net.run(build.clock.steps * DT, namespace=build.namespace)
     read = build.clock.readout
