@@ -186,6 +186,8 @@ def test_compile_gguf_from_the_command_line(tmp_path, capsys):
                  "-o", str(tmp_path / "out.npz")]) == 0
     out = np.load(tmp_path / "out.npz")
     assert out["input_ids"].tolist() == [[1, TOKENS.index("hello"), TOKENS.index("Ġworld")]]
+    assert main(["verify", str(tmp_path / "tiny.tpn"), "--reference", str(path), "--text-file",
+                 str(tmp_path / "texts.txt")]) == 0
 
 
 # ---- refusals, one line naming the file and the culprit ---------------------------------------------
