@@ -68,9 +68,16 @@ writes.  `--netlist FILE` simulates another netlist with the same equations.
   per level of bidirectional circuits, then once more to read the outputs ({sweeps} sweep(s) for this network).
   Causal circuits write token t and recall query t in the same step.  Padding tokens are never written.
 - Equations: `{package}/neurons.py` (populations, normalising astrocytes), `{package}/attention.py`
-  (feature neurons, astrocyte processes and somas, Hebbian synapses `H += fk v` on write events,
-  the divisive gain `y = u / z`), `{package}/wiring.py` (static synapse groups as summed variables).
-"""
+  (astrocyte processes and somas, Hebbian synapses `H += fk v` on write events, the divisive gain
+  `y = u / z`), `{package}/features.py` (feature maps), `{package}/wiring.py` (static synapse
+  groups as summed variables), `{package}/clock.py` (the schedule).
+
+## The network
+
+Every group and every operation of one time step, as Brian2 holds them (sizes per sequence; `in_*`
+are summed inputs, `b_*` the biases of the synapse groups feeding them).
+
+{listing}"""
 
 
 def export_brian2(net, directory) -> Path:
@@ -80,6 +87,10 @@ def export_brian2(net, directory) -> Path:
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise InputError(f"{directory}: exists and is not a directory; the brian2 format writes a directory")
+    try:
+        text = readme(net)
+    except ValueError as exc:
+        raise InputError(f"network {net.name!r} cannot run in Brian2: {str(exc).splitlines()[0]}") from None
     directory.mkdir(parents=True, exist_ok=True)
     write_netlist(net, directory / "network.h5")
     package = directory / PACKAGE
@@ -90,7 +101,7 @@ def export_brian2(net, directory) -> Path:
         shutil.copyfile(source, package / source.name)
     script = directory / "network.py"
     script.write_text(LAUNCHER.format(name=net.name, package=PACKAGE), encoding="utf-8")
-    (directory / "README.md").write_text(readme(net), encoding="utf-8")
+    (directory / "README.md").write_text(text, encoding="utf-8")
     return script
 
 
@@ -109,7 +120,19 @@ def readme(net) -> str:
     width = net.of_kind("input_encoder")[0].size
     return README.format(name=net.name, lowering=net.meta.get("lowering", "exact"), precision=precision,
                          width=width, roles=", ".join(f"`{r}`" for r in roles), pooled=pooled, chip=chip,
-                         package=PACKAGE, sweeps=sweeps)
+                         package=PACKAGE, sweeps=sweeps, listing=network_listing(net, width))
+
+
+def network_listing(net, width: int) -> str:
+    """The Brian2 groups and the ordered operations of one step (from a one-token build)."""
+    import numpy as np
+
+    from hardware_sim.brian2.backend import records
+    from hardware_sim.brian2.model.network import build_network, listing
+
+    precision = net.meta.get("precision", "float64")
+    _, build = build_network(records(net, precision), np.zeros((1, 1, width)), np.ones((1, 1), bool))
+    return listing(build)
 
 
 def upstream(net) -> dict[str, set[str]]:

@@ -159,6 +159,33 @@ def build_network(records: list[NodeRecord], x: np.ndarray, mask: np.ndarray, ke
     return Network(*build.objects), build
 
 
+def listing(build: Build) -> str:
+    """The network as Markdown: every neuron group with its equations (neurons per sequence), then
+    one time step as the ordered list of what runs in it."""
+    groups, steps = [], []
+    per_seq = build.batch
+    for obj in build.objects:
+        kind = type(obj).__name__
+        if kind == "NeuronGroup":
+            events = "".join(f"\n    event {name}: {cond}" for name, cond in obj.events.items())
+            groups.append(f"- `{obj.name}` ({len(obj) // per_seq} per sequence):\n\n    "
+                          + str(obj.equations).replace("\n", "\n    ") + events + "\n")
+            if "write" in obj.events:
+                steps.append((obj.thresholder["write"].order, f"`{obj.name}`: write event"))
+        elif kind == "Synapses":
+            for name, updater in obj.summed_updaters.items():
+                steps.append((updater.order, f"`{updater.target.name}.{name[:-5]}` = sum over `{obj.name}` "
+                                             f"({len(obj) // per_seq} synapses) of `{updater.expression}`"))
+            for pathway in obj._pathways:
+                steps.append((pathway.order, f"`{obj.name}` on the {pathway.event} event of its "
+                                             f"{pathway.prepost}-synaptic neurons: `{pathway.code.strip()}`"))
+        elif kind == "CodeRunner":
+            steps.append((obj.order, f"`{obj.group.name}`: `{obj.abstract_code.strip()}`"))
+    ordered = [text for _, text in sorted(steps, key=lambda item: item[0])]
+    return ("### Neuron groups\n\n" + "\n".join(groups) + "\n### One time step, in order\n\n"
+            + "\n".join(f"{i}. {text}" for i, text in enumerate(ordered, start=1)) + "\n")
+
+
 SYNAPSE_BUDGET = 16_000_000  # synapses per Brian2 network; larger batches run in chunks of sequences
 
 

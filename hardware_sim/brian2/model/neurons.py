@@ -97,28 +97,30 @@ def norm_astrocyte(build, node):
     """
     a = node.attrs
     N, layer = a["size"], a["mode"] == "layer"
+    centre = "xc = x - mean : 1\nmean : 1" if layer else "xc = x : 1"
     domain = NeuronGroup(build.batch * N, "\n".join([
-        port_equations("x"), "x = in_x + b_x : 1", "mean : 1", "gain : 1",
-        "weight : 1 (constant)", "bias : 1 (constant)", "xc = x - mean : 1", "y : 1"]), name=build.name(node.name))
-    astro = NeuronGroup(build.batch, f"mean_x : 1\nvar : 1\ng = 1 / sqrt(var + {float(a['eps'])!r}) : 1",
-                        name=build.name(node.name + "_astrocyte"))
+        port_equations("x"), "x = in_x + b_x : 1", centre, "gain : 1", "weight : 1 (constant)",
+        "bias : 1 (constant)", "y : 1"]), name=build.name(node.name))
+    gain = ("mean_x : 1\n" if layer else "") + f"var : 1\ng = 1 / sqrt(var + {float(a['eps'])!r}) : 1"
+    astro = NeuronGroup(build.batch, gain, name=build.name(node.name + "_astrocyte"))
     domain.weight[:] = np.tile(node.arrays["weight"], build.batch)
     if node.arrays.get("bias") is not None:
         domain.bias[:] = np.tile(node.arrays["bias"], build.batch)
     build.add(domain, astro)
     build.feed(node, "x", domain, N, order=build.order())
-    block = np.repeat(np.arange(build.batch), N).astype(np.int32), np.arange(build.batch * N, dtype=np.int32)
-    up = Synapses(domain, astro, f"mean_x_post = x_pre / {N} : 1 (summed)\nvar_post = xc_pre**2 / {N} : 1 (summed)",
-                  name=build.name(node.name + "_integrate"))
-    up.connect(i=block[1], j=block[0])
-    down = Synapses(astro, domain, "mean_post = mean_x_pre : 1 (summed)\ngain_post = g_pre : 1 (summed)",
-                    name=build.name(node.name + "_gain"))
-    down.connect(i=block[0], j=block[1])
+    astro_of, neuron = np.repeat(np.arange(build.batch), N).astype(np.int32), np.arange(build.batch * N, dtype=np.int32)
+    integrate = [f"var_post = xc_pre**2 / {N} : 1 (summed)"]
+    feedback = ["gain_post = g_pre : 1 (summed)"]
+    if layer:
+        integrate.insert(0, f"mean_x_post = x_pre / {N} : 1 (summed)")
+        feedback.insert(0, "mean_post = mean_x_pre : 1 (summed)")
+    up = Synapses(domain, astro, "\n".join(integrate), name=build.name(node.name + "_integrate"))
+    up.connect(i=neuron, j=astro_of)
+    down = Synapses(astro, domain, "\n".join(feedback), name=build.name(node.name + "_gain"))
+    down.connect(i=astro_of, j=neuron)
     if layer:
         up.summed_updaters["mean_x_post"].order = build.order()
         down.summed_updaters["mean_post"].order = build.order()
-    else:
-        up.summed_updaters["mean_x_post"].active = down.summed_updaters["mean_post"].active = False
     up.summed_updaters["var_post"].order = build.order()
     down.summed_updaters["gain_post"].order = build.order()
     build.add(up, down)
