@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import compiler
+from compiler.distill.maps import FeatureMaps, LayerMaps
 from compiler.errors import SerializationError
 from compiler.exporters import load_network
 from compiler.exporters.netlist import read_netlist, write_netlist
@@ -21,6 +22,7 @@ CASES = [(lowering, precision, model)
          for i, (lowering, precision) in enumerate((lo, pr) for lo in ("exact", "favor", "relu", "elu1", "taylor2")
                                                    for pr in ("float64", "float32", "loihi2"))
          for model in [("bert", "llama", "gpt2")[i % 3]]]
+CASES += [("learned", "float64", "bert"), ("learned", "float32", "llama")]  # learned maps have no loihi2 circuit
 
 
 def odd_nodes():
@@ -58,8 +60,16 @@ def test_every_kind_round_trips_alone(tmp_path):
 
 
 def compiled(lowering, precision, model, max_tokens=8):
-    return compiler.compile(MODELS[model](), lowering=lowering, precision=precision, features=8,
-                            max_tokens=max_tokens)
+    graph = MODELS[model]()
+    return compiler.compile(graph, lowering=lowering, precision=precision, features=8, max_tokens=max_tokens,
+                            feature_maps=random_maps(graph) if lowering == "learned" else None)
+
+
+def random_maps(graph, window=2):
+    """Learned (distilled-form) feature maps with random parameters, 3 columns per head."""
+    rng = np.random.default_rng(4)
+    return FeatureMaps(window=window, layers={a.name: LayerMaps.initial(rng, a.n_heads, a.n_kv_heads, a.head_dim, 3,
+                                                                        a.scale) for a in graph.of_kind("attention")})
 
 
 @pytest.mark.parametrize("lowering, precision, model", CASES)
@@ -80,6 +90,7 @@ def test_compiled_networks_round_trip_and_run_identically(lowering, precision, m
 
 
 def test_compiled_networks_cover_every_kind():
+    assert {case[0] for case in CASES} == set(pn.LOWERINGS)
     kinds = {op.kind for lowering, precision, model in CASES[:3] for op in compiled(lowering, precision, model).nodes()}
     assert kinds == set(PROCESS_KINDS)
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import compiler
+from compiler.distill.maps import FeatureMaps, LayerMaps
 from compiler.errors import SerializationError
 from compiler.exporters import load_network
 from compiler.exporters.nir_format import counts, export_nir, read_nir
@@ -19,10 +20,20 @@ MODELS = {"bert": random_bert, "llama": random_llama, "gpt2": random_gpt2}
 CASES = [(lowering, precision, ("bert", "llama", "gpt2")[i % 3])
          for i, (lowering, precision) in enumerate((lo, pr) for lo in ("exact", "favor", "relu", "elu1", "taylor2")
                                                    for pr in ("float64", "float32", "loihi2"))]
+CASES += [("learned", "float64", "bert"), ("learned", "float32", "llama")]  # learned maps have no loihi2 circuit
 
 
 def compiled(lowering, precision, model):
-    return compiler.compile(MODELS[model](), lowering=lowering, precision=precision, features=8, max_tokens=8)
+    graph = MODELS[model]()
+    return compiler.compile(graph, lowering=lowering, precision=precision, features=8, max_tokens=8,
+                            feature_maps=random_maps(graph) if lowering == "learned" else None)
+
+
+def random_maps(graph, window=2):
+    """Learned (distilled-form) feature maps with random parameters, 3 columns per head."""
+    rng = np.random.default_rng(4)
+    return FeatureMaps(window=window, layers={a.name: LayerMaps.initial(rng, a.n_heads, a.n_kv_heads, a.head_dim, 3,
+                                                                        a.scale) for a in graph.of_kind("attention")})
 
 
 @pytest.mark.parametrize("lowering, precision, model", CASES)
