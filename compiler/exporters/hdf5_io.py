@@ -56,17 +56,17 @@ def open_checked(path: str | Path, what: str):
     try:
         handle = h5py.File(path, "r")
     except (OSError, ValueError) as exc:
-        raise SerializationError(f"{path}: corrupt or truncated {what} file ({_first_line(exc)})") from None
+        raise SerializationError(f"{path}: corrupt or truncated {what} file ({first_line(exc)})") from None
     try:
         check_tree(handle, path, what)
         yield handle
     except (OSError, KeyError, RuntimeError) as exc:
-        raise SerializationError(f"{path}: corrupt or truncated {what} file ({_first_line(exc)})") from None
+        raise SerializationError(f"{path}: corrupt or truncated {what} file ({first_line(exc)})") from None
     finally:
         handle.close()
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
 

@@ -289,15 +289,15 @@ export_netlist = write_netlist
 
 def is_netlist(path: str | Path) -> bool:
     """True unless ``path`` opens as HDF5 and is plainly something else (a NIR file: no netlist
-    ``format`` attribute and a ``node`` group); an unreadable file counts as a netlist so that its
-    reader reports what is wrong with it."""
+    ``format`` attribute and a ``node`` group); an unreadable file counts as a netlist unless it is
+    named ``.nir``, so that the reader of what it claims to be reports what is wrong with it."""
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
             return f.attrs.get("format") is not None or "node" not in f
     except (OSError, ValueError):
-        return True
+        return Path(path).suffix.lower() != ".nir"
 
 
 def describe(path: str | Path) -> str:

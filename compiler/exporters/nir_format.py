@@ -177,7 +177,7 @@ def load_checked(path: Path):
     try:
         return nir.read(path)
     except (ValueError, KeyError, TypeError, AssertionError, AttributeError, IndexError, OSError) as exc:
-        raise SerializationError(f"{path}: NIR's reader refuses the file ({io._first_line(exc)})") from None
+        raise SerializationError(f"{path}: NIR's reader refuses the file ({io.first_line(exc)})") from None
 
 
 def _guard(path: Path, action):

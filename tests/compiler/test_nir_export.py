@@ -195,5 +195,5 @@ def test_foreign_nir_graph_is_refused(tmp_path):
 def test_truncated_nir_is_refused(good, tmp_path):
     path = tmp_path / "cut.nir"
     path.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
-    with pytest.raises(SerializationError, match="cut.nir: corrupt or truncated"):
+    with pytest.raises(SerializationError, match="cut.nir: corrupt or truncated NIR file"):
         load_network(path)
