@@ -51,6 +51,8 @@ def test_exported_script_equals_golden_run(bert, tmp_path):
     assert main(["export", str(root / "bert.tpn"), "--format", "brian2", "-o", str(tmp_path / "out")]) == 0
     directory = tmp_path / "out"
     assert {p.name for p in directory.iterdir()} >= {"network.py", "network.h5", "README.md", "tripartite_brian2"}
+    readme = (directory / "README.md").read_text()
+    assert "H += fk_pre * v_post" in readme and "y = u / (z + int(z == 0))" in readme
     done = run_script(directory, "--inputs", root / "ids.npz", "-o", tmp_path / "brian2.npz")
     assert done.returncode == 0, done.stderr
     assert main(["run", str(root / "bert.tpn"), "--inputs", str(root / "ids.npz"), "-o",
@@ -102,8 +104,19 @@ def test_script_refuses_bad_files_in_one_line(bert, tmp_path):
         assert done.returncode == 2 and len(lines) == 1 and message in lines[0], (args, done.stderr)
 
 
-def test_export_into_a_file_is_refused(bert, tmp_path):
+def test_export_into_a_file_or_of_an_unsupported_network_is_refused(bert, tmp_path):
+    from compiler.distill.maps import FeatureMaps, LayerMaps
+
     _, net, _, _ = bert
     (tmp_path / "taken").write_text("x")
     with pytest.raises(InputError, match="not a directory"):
         export(net, "brian2", tmp_path / "taken")
+    graph = random_bert(seed=5)
+    rng = np.random.default_rng(0)
+    layers = {att.name: LayerMaps.initial(rng, att.n_heads, att.n_kv_heads, att.head_dim, 4, att.scale)
+              for att in graph.of_kind("attention")}
+    windowed = compiler.compile(graph, lowering="learned", feature_maps=FeatureMaps(layers=layers, window=2),
+                                max_tokens=8)
+    with pytest.raises(InputError, match="cannot run in Brian2: node 'layer0.attn.features': learned features with"):
+        export(windowed, "brian2", tmp_path / "windowed")
+    assert not (tmp_path / "windowed").exists()
