@@ -6,9 +6,10 @@ named ``<key>.json`` holding its JSON text.
 
 Opening a file checks it before anything is read: it must exist, be HDF5, contain only hard links
 (no soft or external links), no dataset stored outside the file (external or virtual storage), no
-dataset over :data:`MAX_ARRAY_BYTES`, and no more declared array data than the file could hold
-(:data:`MAX_EXPANSION` times its size), so a hand-made file cannot make the reader touch other files
-or allocate unbounded memory.  Strings are bounded by :data:`MAX_STRING_CHARS`.
+groups nested deeper than :data:`MAX_DEPTH`, no dataset over :data:`MAX_ARRAY_BYTES`, and no more
+declared array data than the file could hold (:data:`MAX_EXPANSION` times its size), so a
+hand-made file cannot make the reader touch other files, recurse without end or allocate unbounded
+memory.  Strings are bounded by :data:`MAX_STRING_CHARS`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 MAX_ARRAY_BYTES = 4 << 30
 MAX_EXPANSION = 64
 MAX_STRING_CHARS = 64 << 20
+MAX_DEPTH = 32
 JSON_SUFFIX = ".json"
 
 
@@ -79,6 +81,9 @@ def check_tree(handle, path: Path, what: str) -> None:
     stack = [handle]
     while stack:
         group = stack.pop()
+        if group.name.count("/") > MAX_DEPTH:
+            raise SerializationError(f"{path}: groups nested deeper than {MAX_DEPTH} levels at {group.name[:80]}; "
+                                     f"not a {what} file")
         for key in group:
             link = group.get(key, getlink=True)
             where = f"{group.name.rstrip('/')}/{key}"

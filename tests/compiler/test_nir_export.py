@@ -177,6 +177,7 @@ F = "node/nodes/layer0.attn.features"
      "references destination node 'layer0.attn.hebbian:teacher' which does not exist"),
     (lambda f: f.__setitem__("node/nodes/elsewhere", h5py.ExternalLink("/etc/passwd", "/x")),
      "/node/nodes/elsewhere is a ExternalLink"),
+    (lambda f: f.create_group("node/nodes/deep/" + "/".join("g" * 40)), "groups nested deeper than 32 levels"),
 ])
 def test_hand_edited_nir_is_refused(good, tmp_path, edit, needle):
     path = edited(good, tmp_path, edit)
