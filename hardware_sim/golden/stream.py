@@ -30,13 +30,13 @@ class StreamState:
     cache: dict = field(default_factory=dict)
 
 
-def grow(x: np.ndarray | None, n: int, axis: int = -1) -> np.ndarray | None:
-    """``x`` zero-padded to ``n`` entries along ``axis`` (None stays None)."""
-    if x is None or x.shape[axis] == n:
+def grow(x: np.ndarray | None, n: int) -> np.ndarray | None:
+    """``x`` zero-padded to ``n`` entries along its last axis (None stays None)."""
+    if x is None or x.shape[-1] == n:
         return x
-    pad = [(0, 0)] * x.ndim
-    pad[axis] = (0, n - x.shape[axis])
-    return np.pad(x, pad)
+    out = np.zeros(x.shape[:-1] + (n,), dtype=x.dtype)
+    out[..., : x.shape[-1]] = x
+    return out
 
 
 def fit(x: np.ndarray | None, n: int) -> np.ndarray | None:
