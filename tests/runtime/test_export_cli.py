@@ -74,3 +74,15 @@ def test_format_without_its_module_is_one_line(files, tmp_path, capsys, monkeypa
     assert main(["export", str(files / "digits.tpn"), "--format", "nir", "-o", str(tmp_path / "x.nir")]) == 2
     assert "export format 'nir' is not part of this build" in one_error_line(capsys)
     assert not (tmp_path / "x.nir").exists()
+
+
+def test_foreign_or_edited_nir_exits_2(files, tmp_path, capsys):
+    path = tmp_path / "digits.nir"
+    assert main(["export", str(files / "digits.tpn"), "--format", "nir", "-o", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "standard NIR nodes" in out and "dialect nodes" in out
+    with h5py.File(path, "a") as f:
+        del f["node/metadata/tripartite.format"]
+    assert main(["report", str(path)]) == 2
+    line = one_error_line(capsys)
+    assert "a NIR graph without tripartite's metadata" in line and str(path) in line
