@@ -19,6 +19,7 @@ Layout (``<kind group>`` per node kind, see :data:`KIND_GROUPS`)::
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,9 @@ def read_netlist(path: str | Path, validate: bool = True) -> ProcessGraph:
         graph = ProcessGraph(name=root["name"], meta=meta)
         nodes = [read_node(f[g][key], path, meta) for g in f if g not in RESERVED_GROUPS for key in f[g]]
         indices = [index for index, _ in nodes]
+        names = Counter(op.name for _, op in nodes)
+        if len(names) != len(nodes):
+            raise SerializationError(f"{path}: node {names.most_common(1)[0][0]!r} appears twice; re-export")
         if sorted(indices) != list(range(len(nodes))):
             raise SerializationError(f"{path}: node 'index' attributes are not 0..{len(nodes) - 1}; re-export")
         for _, op in sorted(nodes, key=lambda item: item[0]):

@@ -128,6 +128,14 @@ def replace(f, name, data, **kw):
 Q = "synapse_groups/layer0.attn.q.synapses"
 
 
+def duplicate(f, source, name):
+    """Copy node group ``source`` as a node called ``name`` (a name another kind already uses)."""
+    target = f"{source.rsplit('/', 1)[0]}/{name}"
+    f.copy(f[source], target)
+    f[target].attrs["name"] = name
+    f[target].attrs["index"] = sum(len(f[g]) for g in f if g not in ("meta", "placement", "wiring", "encoder")) - 1
+
+
 @pytest.mark.parametrize("edit, needle", [
     (lambda f: f.attrs.__setitem__("format", "something-else"), "format attribute is 'something-else'"),
     (lambda f: f.attrs.__setitem__("version", 99), "netlist version 99 is not one this tripartite reads"),
@@ -148,6 +156,7 @@ Q = "synapse_groups/layer0.attn.q.synapses"
     (lambda f: f["populations/layer0.attn.v"].attrs.__setitem__("kind", "astrocyte"),
      "a astrocyte node named 'layer0.attn.v' belongs at /astrocytes/layer0.attn.v"),
     (lambda f: f.__delitem__("wiring"), "group /wiring is missing"),
+    (lambda f: duplicate(f, "astrocytes/layer0.attn.astrocyte", "layer0.attn.v"), "'layer0.attn.v' appears twice"),
     (lambda f: replace(f, "encoder/token_embeddings", np.zeros((100, 31))),
      "/encoder: tables are 31 wide but the input node takes 32"),
     (lambda f: replace(f, "encoder/token_embeddings", np.zeros(100)), "/encoder/token_embeddings: a table must be 2-D"),
