@@ -27,12 +27,13 @@ is deterministic (no random numbers; ties in the channel order are broken by ind
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from hardware_sim.fixed_point import WEIGHT_BITS, int_range, quantize_weights
 
 ROUNDINGS = ("nearest", "compensated")
 DAMP = 0.01
-BLOCK = 128
+BLOCK = 32
 
 
 def second_moment(x, mask=None) -> np.ndarray:
@@ -53,7 +54,7 @@ def grid_round(w, scale, bits: int = WEIGHT_BITS) -> np.ndarray:
 def output_error(w, mantissa, exps, h) -> np.ndarray:
     """``E_i = (w_i - q_i)^T H (w_i - q_i)`` per row, ``q = diag(2**e) M``."""
     d = np.asarray(w, dtype=np.float64) - np.ldexp(np.asarray(mantissa, dtype=np.float64), np.asarray(exps)[:, None])
-    return np.einsum("ij,jk,ik->i", d, h, d)
+    return np.sum((d @ h) * d, axis=1)
 
 
 def _inverse_factor(h: np.ndarray, damp: float) -> np.ndarray:
@@ -67,20 +68,22 @@ def _inverse_factor(h: np.ndarray, damp: float) -> np.ndarray:
 
 
 def _sweep(w: np.ndarray, scale: np.ndarray, u: np.ndarray, bits: int) -> np.ndarray:
-    """The blocked column sweep (module docstring) over columns already in sweep order."""
-    w = w.copy()
-    m = np.empty_like(w)
-    n = w.shape[1]
+    """The blocked column sweep (module docstring) over columns already in sweep order; works on
+    ``w`` transposed so that each column is contiguous."""
+    wt = np.ascontiguousarray(w.T)
+    m = np.empty_like(wt)
+    s = scale[:, 0]
+    n = len(wt)
     for a in range(0, n, BLOCK):
         b = min(a + BLOCK, n)
-        blk, ub = w[:, a:b], u[a:b, a:b]
+        blk, ub = wt[a:b], u[a:b, a:b]
         err = np.empty_like(blk)
         for j in range(b - a):
-            m[:, a + j] = grid_round(blk[:, j], scale[:, 0], bits)
-            err[:, j] = (blk[:, j] - m[:, a + j] * scale[:, 0]) / ub[j, j]
-            blk[:, j + 1:] -= np.outer(err[:, j], ub[j, j + 1:])
-        w[:, b:] -= err @ u[a:b, b:]
-    return m
+            m[a + j] = grid_round(blk[j], s, bits)
+            err[j] = (blk[j] - m[a + j] * s) / ub[j, j]
+            blk[j + 1:] -= np.outer(ub[j, j + 1:], err[j])
+        wt[b:] -= u[a:b, b:].T @ err
+    return m.T
 
 
 def compensated_mantissas(w, h, bits: int = WEIGHT_BITS, damp: float = DAMP):
@@ -88,8 +91,11 @@ def compensated_mantissas(w, h, bits: int = WEIGHT_BITS, damp: float = DAMP):
     with second moment ``h`` (pre, pre); see the module docstring.  Returns ``(mantissa int64,
     exponents int64, rows_compensated)``, the last the number of rows that kept the compensated
     rounding."""
-    w = np.asarray(w, dtype=np.float64)
-    h = np.asarray(h, dtype=np.float64)
+    with threadpool_limits(limits=1, user_api="blas"):  # many small products: threads only contend
+        return _compensated(np.asarray(w, dtype=np.float64), np.asarray(h, dtype=np.float64), bits, damp)
+
+
+def _compensated(w, h, bits, damp):
     nearest, exps = quantize_weights(w, bits, axis=0)
     diag = np.diag(h).copy()
     order = np.lexsort((np.arange(len(diag)), -diag))  # loudest channels first, ties by index
@@ -97,10 +103,9 @@ def compensated_mantissas(w, h, bits: int = WEIGHT_BITS, damp: float = DAMP):
     dead = np.diag(hp) <= 0
     hp[dead, :], hp[:, dead] = 0.0, 0.0
     hp[dead, dead] = 1.0 if dead.all() else float(np.mean(np.diag(hp)[~dead]))
-    u = _inverse_factor(hp, damp)
     scale = np.ldexp(1.0, exps)[:, None]
     swept = np.empty_like(w)
-    swept[:, order] = _sweep(w[:, order], scale, u, bits)
+    swept[:, order] = _sweep(w[:, order], scale, _inverse_factor(hp, damp), bits)
     better = output_error(w, swept, exps, h) < output_error(w, nearest, exps, h)
     mant = np.where(better[:, None], swept, nearest).astype(np.int64)
     return mant, exps, int(better.sum())
