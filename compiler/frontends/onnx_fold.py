@@ -142,9 +142,8 @@ def infer_contrib_shapes(model, path: Path):
 
     try:
         proto = SymbolicShapeInference.infer_shapes(ir.serde.serialize_model(model), auto_merge=True)
-    except Exception as exc:  # noqa: BLE001
-        raise FrontendError(f"{path}: shape inference through onnxruntime's fused ops failed "
-                            f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})") from None
+    except Exception:  # noqa: BLE001  (incomplete inference: fold with what onnx's own inference finds)
+        return model
     return ir.serde.deserialize_model(proto)
 
 

@@ -49,6 +49,8 @@ def heads_layout(tr: Tracer, node, x, heads: int | None) -> tuple[str, int, int,
         return x.node, sizes["h"], sizes["h"] // x.rep, sizes["d"]
     if x.flat() and heads:
         return tr.plain(x, node), heads, heads, x.width // heads
+    if labels == ["t", "f"] and heads and x.rep > 1 and x.scale == 1.0:
+        return x.node, heads, heads // x.rep, x.head_dim
     raise tr.error(node, f"takes queries, keys or values laid out as {x.axes}; expected (batch, heads, tokens, "
                          "dim) or (batch, tokens, features) with a head count")
 
@@ -122,6 +124,34 @@ def ms_attention(tr: Tracer, node):
     pv = raw_attention(tr, node, lq, lk, lv, scale, bool(attr(node, "unidirectional", 0)))
     out = Vec(pv, parts[0].axes, parts[0].sizes[:-1] + (heads * lv[3],))
     return [out] + [None] * (len(node.outputs) - 1)
+
+
+@handles("MultiHeadAttention", domain=MS)
+def ms_multi_head_attention(tr: Tracer, node):
+    """onnxruntime's ``MultiHeadAttention(query, key, value, bias, key_padding_mask, attention_bias, ...)``."""
+    values = list(node.inputs) + [None] * 10
+    if any(v is not None for v in values[6:10]):
+        raise tr.error(node, "uses a key/value cache; export without it")
+    q, k, v = (tr.get(x) for x in values[:3])
+    if k is None or v is None:
+        raise tr.error(node, "takes packed query/key/value; only separate query, key and value are supported")
+    heads = int(attr(node, "num_heads"))
+    bias = tr.get(values[3]) if values[3] is not None else None
+    if bias is not None:
+        parts = np.split(np.asarray(bias.value, np.float64).ravel(), 3)
+        for value, d, b in zip(values[:3], (q, k, v), parts):
+            if fold_bias(tr, node, d, Const(b), value) is None:
+                raise tr.error(node, "adds a bias that the projection before it cannot take")
+    padding = tr.get(values[4]) if values[4] is not None else None
+    if padding is not None and not (isinstance(padding, Const) and np.all(np.asarray(padding.value) != 0)):
+        raise tr.error(node, "takes a key padding mask that is not the attention mask input")
+    mask = tr.get(values[5]) if values[5] is not None else None
+    if mask is not None and not isinstance(mask, Const):
+        raise tr.error(node, f"takes {describe(mask)} as its attention bias; expected a constant mask")
+    lq, lk, lv = (heads_layout(tr, node, x, heads) for x in (q, k, v))
+    scale = (attr(node, "scale") or 1.0 / math.sqrt(lq[3])) * q.scale * k.scale
+    pv = raw_attention(tr, node, lq, lk, lv, scale, bool(attr(node, "unidirectional", 0)), mask)
+    return [Vec(pv, ("1", "t", "f"), (1, tr.tokens, heads * lv[3]))] + [None] * (len(node.outputs) - 1)
 
 
 def rope_base(tr: Tracer, node, cos: np.ndarray, sin: np.ndarray, rotary_dim: int) -> float:

@@ -38,8 +38,10 @@ def group_labels(labels: list[str], in_sizes: list[int], out_sizes: list[int], r
         return list(labels), rep
     if labels == ["f"] and len(out_sizes) == 2:
         return ["h", "d"], rep
-    if labels in (["h", "d"], ["g", "r", "d"]) and len(out_sizes) == 1 and rep == 1 and "r" not in labels:
+    if labels == ["h", "d"] and len(out_sizes) == 1:
         return ["f"], rep
+    if labels == ["g", "r", "d"] and len(out_sizes) == 1:
+        return ["f"], in_sizes[1]
     if labels == ["g", "r"] and len(out_sizes) == 1:
         return ["h"], in_sizes[1]
     if labels == ["g", "r", "d"] and out_sizes == [in_sizes[0] * in_sizes[1], in_sizes[2]]:
@@ -52,7 +54,7 @@ def reshape(vec: Vec, dims: list[int]) -> Vec:
     src = [(a, s) for a, s in zip(vec.axes, vec.sizes) if a != "1"]
     dst = [(k, d) for k, d in enumerate(dims) if d != 1]
     labels: dict[int, str] = {}
-    rep, i, j = vec.rep, 0, 0
+    rep, i, j, head_dim = vec.rep, 0, 0, vec.head_dim
     while i < len(src) or j < len(dst):
         if i >= len(src) or j >= len(dst):
             raise LayoutError(f"cannot reshape {vec.sizes} into {dims}")
@@ -70,10 +72,12 @@ def reshape(vec: Vec, dims: list[int]) -> Vec:
                 gj.append(dst[j])
                 j += 1
         names, rep = group_labels([a for a, _ in gi], [s for _, s in gi], [d for _, d in gj], rep)
+        if names == ["f"] and rep > 1:
+            head_dim = dict(gi)["d"]
         for (k, _), name in zip(gj, names):
             labels[k] = name
     axes = [labels.get(k, "1") for k in range(len(dims))]
-    return vec.with_axes(axes, dims, rep)
+    return vec.with_axes(axes, dims, rep, head_dim)
 
 
 def transpose(vec: Vec, perm) -> Vec:

@@ -8,8 +8,8 @@ Every ONNX value of the folded graph (one sequence of ``T0`` tokens, batch 1) is
 * :class:`Vec` — the per-token output of an attention-graph node, seen through a layout: one label per
   ONNX axis, ``1`` (size one), ``t`` (tokens) and feature labels ``f`` (all features), ``h``/``d``
   (heads, head features) or ``g``/``r``/``d`` (key/value heads, their repetition for grouped-query
-  attention, head features).  ``rep`` is how often each key/value head repeats along ``h``; ``scale``
-  a factor not yet applied;
+  attention, head features).  ``rep`` is how often each key/value head repeats along ``h`` (or, in
+  ``f``, each group of ``head_dim`` features); ``scale`` a factor not yet applied;
 * :class:`Scores` — attention scores (query tokens ``t``, key tokens ``s``) from a raw ``qk`` matmul;
 * :class:`Pending` — a chain of elementwise ops on one node's output not yet recognised
   (a decomposed norm, activation or rotary embedding; see :mod:`compiler.frontends.onnx_recognize`);
@@ -50,6 +50,7 @@ class Vec:
     sizes: tuple
     rep: int = 1
     scale: float = 1.0
+    head_dim: int = 0  # of repeated heads flattened into ``f`` (rep > 1)
 
     @property
     def features(self) -> tuple:
@@ -71,8 +72,9 @@ class Vec:
         """True when the value is the node's output as (1.., t, f)."""
         return self.features == ("f",) and self.axes[-1] == "f" and "t" in self.axes and self.rep == 1
 
-    def with_axes(self, axes, sizes, rep=None) -> Vec:
-        return Vec(self.node, tuple(axes), tuple(sizes), self.rep if rep is None else rep, self.scale)
+    def with_axes(self, axes, sizes, rep=None, head_dim=None) -> Vec:
+        return Vec(self.node, tuple(axes), tuple(sizes), self.rep if rep is None else rep, self.scale,
+                   self.head_dim if head_dim is None else head_dim)
 
     def to_layout(self, x: np.ndarray) -> np.ndarray:
         """Canonical values (T, width) of the node as this ONNX value's array (scale applied)."""
@@ -87,6 +89,9 @@ class Vec:
         elif order == ("h", "d"):
             y = x.reshape(T, sizes["h"] // self.rep, 1, sizes["d"])
             y = np.broadcast_to(y, (T, y.shape[1], self.rep, sizes["d"])).reshape(T, sizes["h"], sizes["d"])
+        elif self.rep > 1:
+            y = x.reshape(T, -1, 1, self.head_dim)
+            y = np.broadcast_to(y, (T, y.shape[1], self.rep, self.head_dim)).reshape(T, sizes["f"])
         else:
             y = x.reshape(T, sizes["f"])
         labels = ("t",) + order

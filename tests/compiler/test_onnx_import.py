@@ -38,6 +38,7 @@ EXPORTS = {
     "llama_dynamo": ("logits", 4, 2, True),
     "llama_legacy": ("logits", 4, 2, True),
     "llama_opset23": ("logits", 4, 2, True),
+    "llama_ort": ("logits", 4, 2, True),
     "gpt2_dynamo": ("logits", 4, 4, True),
     "gpt2_legacy": ("logits", 4, 4, True),
     "gpt2_ort": ("logits", 4, 4, True),
