@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SCRIPTS = ["bench_golden.py", "bench_lava.py", "bench_favor.py", "bench_fidelity.py", "bench_export.py",
-           "bench_brian2.py", "bench_plasticity.py"]
+           "bench_brian2.py", "bench_plasticity.py", "bench_generate.py"]
 
 
 def run_scripts() -> dict[str, float]:
@@ -96,9 +96,27 @@ def plasticity_rows(data: dict) -> list[tuple[str, str, str]]:
             for r in data["rows"]]
 
 
+def generate_rows(data: dict) -> list[tuple[str, str, str]]:
+    rows = []
+    for label, r in data["rows"].items():
+        if "tokens_per_s" in r:
+            rows.append((f"{label}: {data['model']}, {data['prompt_tokens']}-token prompt + {len(r['ids'])} new",
+                         f"{r['tokens_per_s']:.2f} tokens/s ({r['decode_ms_per_token']:.0f} ms/token)", ""))
+    if data.get("transformers_over_golden") is not None:
+        rows.append(("transformers generate / golden session tokens/s (float32, KV cache vs circuit state)",
+                     f"{data['transformers_over_golden']:.2f}x", "<= 2x"))
+    sweep = data["context_sweep"]
+    for lowering in ("exact", "favor"):
+        s = sweep[lowering]
+        rows.append((f"session ms per new token, {lowering}, context 0 -> {sweep['max_context']} "
+                     f"({sweep['model']})", f"{s['first_ms']:.2f} -> {s['last_ms']:.2f} ms",
+                     "linear" if lowering == "exact" else "flat"))
+    return rows
+
+
 SUMMARISERS = {"golden.json": golden_rows, "lava.json": lava_rows, "favor.json": favor_rows,
                "fidelity.json": fidelity_rows, "export.json": export_rows, "bench_brian2.json": brian2_rows,
-               "plasticity.json": plasticity_rows}
+               "plasticity.json": plasticity_rows, "generate.json": generate_rows}
 
 
 def summarise(seconds: dict[str, float]) -> dict:

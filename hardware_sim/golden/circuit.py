@@ -38,8 +38,9 @@ def grouped(x: np.ndarray, n_kv: int) -> np.ndarray:
 
 @dataclass
 class HebbianState:
-    """Weights ``H`` (B, G, v_head_dim, m) after all writes (scaled by any intervention) and, for
-    ungated synapses, the read transmission ``u`` (B, H, T, v_head_dim)."""
+    """Weights ``H`` (B, G, v_head_dim, m) after all writes (scaled by any intervention; exact
+    circuits: the ``n`` slots written so far) and, for ungated synapses, the read transmission
+    ``u`` (B, H, T, v_head_dim)."""
 
     op: object
     weights: np.ndarray

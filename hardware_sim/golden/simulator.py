@@ -20,7 +20,8 @@ DTYPES = {"float64": np.float64, "float32": np.float32}
 
 @dataclass
 class GoldenResult:
-    """Outputs by role (B, T, size); values of kept nodes; probes ``"node/var"`` -> array, token axis 1."""
+    """Outputs by role (B, T, size); values of kept nodes; probes ``"node/var"`` -> array, token axis 1;
+    ``stream``: the circuit state after the run, to continue from (:mod:`.stream`)."""
 
     outputs: dict[str, np.ndarray]
     values: dict[str, np.ndarray] = field(default_factory=dict)
