@@ -132,8 +132,9 @@ def soma_step(c, f, c_exp: int, f_exp: int, z_exp: int, r_exp: int, eps: float, 
         zz = z + quantize(eps, z_exp, STATE_BITS, counter, name)
         return r, p_exp, z, reciprocal_fixed(zz, z_exp, r_exp, counter, name), np.ones(z.shape, bool)
     alive = z > 0
-    recip = reciprocal_fixed(np.where(alive, z, 1), z_exp, r_exp, counter, name)
-    return r, p_exp, z, np.where(alive, recip, 0), alive
+    recip = np.zeros(z.shape, dtype=z.dtype)  # a soma with z = 0 outputs 0: no division, nothing saturates
+    recip[alive] = reciprocal_fixed(z[alive], z_exp, r_exp, counter, name)
+    return r, p_exp, z, recip, alive
 
 
 def gated_output_step(r, recip, H, p_exp: int, r_exp: int, w_exp: int, y_exp: int, n_kv: int, counter, name: str):
