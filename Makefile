@@ -48,6 +48,7 @@ test-crosscheck: setup
 fixtures: setup
 	$(PIP) install -q $(TORCH) '$(TRANSFORMERS)'
 	$(PY) tests/fixtures/make_fixtures.py
+	$(PY) tests/fixtures/make_onnx_fixtures.py
 
 bench: setup
 	$(PY) benchmarks/run_all.py

@@ -47,6 +47,8 @@ def trace(tr: Tracer) -> None:
     for node in tr.model.graph:
         try:
             result = HANDLERS[(node.domain or "", node.op_type)](tr, node)
+        except GraphError as exc:
+            raise tr.error(node, f"does not map onto a valid node: {exc}") from None
         except (ValueError, IndexError, KeyError, TypeError, ZeroDivisionError) as exc:
             reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
             raise tr.error(node, f"could not be mapped onto the attention graph ({reason})") from None

@@ -219,3 +219,18 @@ def test_truncated_file_and_missing_weights(tmp_path):
     shutil.copy(model("llama_dynamo"), tmp_path / "model.onnx")
     with pytest.raises(FrontendError, match="external weight file missing"):
         load_onnx(tmp_path / "model.onnx")
+
+
+def test_nan_weights_name_the_onnx_node(tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(model("gpt2_legacy")))
+    init = next(i for i in proto.graph.initializer if list(i.dims) == [32, 128])
+    array = numpy_helper.to_array(init).copy()
+    array[0, 0] = np.nan
+    init.CopyFrom(numpy_helper.from_array(array, init.name))
+    onnx.save(proto, str(tmp_path / "nan.onnx"))
+    with pytest.raises(FrontendError, match=r"nan.onnx: node '.*mlp/c_fc.*' \(Gemm\) does not map onto a valid "
+                                            r"node: .*NaN"):
+        load_onnx(tmp_path / "nan.onnx")
