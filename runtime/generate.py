@@ -60,6 +60,7 @@ class Generation:
     seconds: float = 0.0
     saturations: dict[str, int] = field(default_factory=dict)
     generated_mask: np.ndarray | None = None
+    precision: str = ""
 
     @property
     def lengths(self) -> np.ndarray:
@@ -159,4 +160,5 @@ def generate(session: Session, batch: Batch, sampling: Sampling,
         logits = session.feed(new[:, n:n + 1], alive[:, None]).outputs["logits"][:, 0]
     return Generation(input_ids=ids, mask=mask, generated_ids=new, generated_text=[], prompt_outputs=prompt_outputs,
                       prompt_seconds=prompt_seconds, seconds=time.perf_counter() - start,
-                      saturations=dict(session.saturations), generated_mask=written)
+                      saturations=dict(session.saturations), generated_mask=written,
+                      precision=session.stream.precision)

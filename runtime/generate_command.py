@@ -109,12 +109,12 @@ def run_session(net, batch, sampling, backend: str, timeout: float, printer: Pri
     return result
 
 
-def report_speed(result, backend: str, precision: str, out=None) -> None:
+def report_speed(result, backend: str, out=None) -> None:
     out = out or sys.stderr
     gen = result.seconds - result.prompt_seconds
     steps = max(int(result.lengths.max()) - 1, 0)
     rate = steps * result.input_ids.shape[0] / gen if gen > 0 and steps else float("nan")
-    print(f"generated {result.new_tokens} token(s) on {backend} ({precision}) in {result.seconds:.2f} s: "
+    print(f"generated {result.new_tokens} token(s) on {backend} ({result.precision}) in {result.seconds:.2f} s: "
           f"prompt of {result.input_ids.shape[1]} tokens {result.prompt_seconds:.2f} s, then {rate:.2f} tokens/s",
           file=out)
 
@@ -128,7 +128,7 @@ def cmd_generate(args) -> int:
     sampling = sampling_from(args, net, args.max_new_tokens)
     printer = Printer(net.encoder.tokenizer() if net.encoder.tokenizer_json else None, batch.input_ids.shape[0])
     result = run_session(net, batch, sampling, args.backend, args.timeout, printer)
-    report_speed(result, args.backend, net.meta.get("precision", "float64"))
+    report_speed(result, args.backend)
     if args.output:
         save_outputs(args.output, result.arrays())
     return 0
