@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import compiler  # noqa: E402
 from compiler.distill.fit import DistillOptions, distill_graph  # noqa: E402
+from compiler.distill.joint import joint_tune  # noqa: E402
 from compiler.distill.maps import load_maps  # noqa: E402
 from compiler.frontends.source import load_source, minilm_dir  # noqa: E402
 from compiler.models.llama import LlamaConfig, random_llama  # noqa: E402
@@ -38,7 +39,7 @@ from runtime.reference import mean_pool, run_reference  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 MAPS = RESULTS / "learned_maps"
-CONFIGS = [(64, 0), (32, 32), (16, 16)]  # (2m features, window W) of the MiniLM map sets
+CONFIGS = "64:0,32:32"  # (2m features : window W) of the MiniLM map sets
 FAVOR = [16, 32, 64, 256]
 
 
@@ -58,7 +59,7 @@ def maps_path(features: int, window: int) -> Path:
     return MAPS / f"minilm_f{features}_w{window}.npz"
 
 
-def distill_minilm(features: int, window: int, epochs: int, texts: int) -> Path:
+def distill_minilm(features: int, window: int, epochs: int, texts: int, joint: int) -> Path:
     path = maps_path(features, window)
     if path.exists():
         return path
@@ -70,7 +71,7 @@ def distill_minilm(features: int, window: int, epochs: int, texts: int) -> Path:
             print(f"  f{features} w{window} {layer} {step}/{total} {time.perf_counter() - start:.0f} s", flush=True)
 
     maps = distill(str(minilm_dir()), features=features, epochs=epochs, window=window, count=texts,
-                   progress=progress)
+                   progress=progress, joint_steps=joint)
     maps.report["seconds"] = time.perf_counter() - start
     maps.save(path)
     return path
@@ -90,24 +91,27 @@ def row(name, memory, cos, net):
             "cosine_min": float(cos.min()), "chip_bytes": chip_bytes(net)}
 
 
-def minilm_rows(epochs: int, texts: int) -> list[dict]:
+def minilm_rows(configs, epochs: int, texts: int, joint: int, baselines: bool = True) -> list[dict]:
     source = str(minilm_dir())
     graph = load_source(source)
     batch = from_texts(graph.encoder, held_out_texts(), graph.meta)
     T = int(batch.mask.shape[1])
     reference = mean_pool(run_reference(graph, batch.x, batch.mask).outputs["hidden"], batch.mask)
     print(f"held-out texts: {len(batch.mask)}, tokens {batch.mask.sum(1).min()}-{batch.mask.sum(1).max()}")
-    net = compiler.compile(graph, lowering="exact", max_tokens=T)
-    rows = [row("exact", T, embedding_cosines(net, batch, reference), net)]
-    for m in FAVOR:
-        net = compiler.compile(graph, lowering="favor", features=m, orthogonal=True, max_tokens=T)
-        rows.append(row(f"favor m={m}", m, embedding_cosines(net, batch, reference), net))
-    for features, window in CONFIGS:
-        maps = load_maps(distill_minilm(features, window, epochs, texts))
+    rows = []
+    if baselines:
+        net = compiler.compile(graph, lowering="exact", max_tokens=T)
+        rows.append(row("exact", T, embedding_cosines(net, batch, reference), net))
+        for m in FAVOR:
+            net = compiler.compile(graph, lowering="favor", features=m, orthogonal=True, max_tokens=T)
+            rows.append(row(f"favor m={m}", m, embedding_cosines(net, batch, reference), net))
+    for features, window in configs:
+        maps = load_maps(distill_minilm(features, window, epochs, texts, joint))
         net = compiler.compile(graph, lowering="learned", feature_maps=maps, max_tokens=T)
         name = f"learned 2m={features}" + (f" + window {window}" if window else "")
         r = row(name, features + window, embedding_cosines(net, batch, reference), net)
-        r["row_kl"] = {k: v["kl_after"] for k, v in maps.report.items() if isinstance(v, dict)}
+        r["row_kl"] = {k: v["kl_after"] for k, v in maps.report.items() if isinstance(v, dict) and "kl_after" in v}
+        r["joint_steps"] = maps.report.get("joint", {}).get("steps", 0)
         rows.append(r)
     for r in rows:
         print(f"  {r['circuit']:<28} memory/head {r['memory_per_head']:>4}  cosine mean {r['cosine_mean']:.4f} "
@@ -115,7 +119,7 @@ def minilm_rows(epochs: int, texts: int) -> list[dict]:
     return rows
 
 
-def llama_rows(features: int, window: int, epochs: int) -> list[dict]:
+def llama_rows(features: int, window: int, epochs: int, joint: int) -> list[dict]:
     """Random LLaMA (GQA, RoPE): distilled on random sequences, top-1 agreement on held-out ones."""
     graph = random_llama(LlamaConfig(num_hidden_layers=2, max_position_embeddings=256), seed=11)
     rng = np.random.default_rng(0)
@@ -128,11 +132,16 @@ def llama_rows(features: int, window: int, epochs: int) -> list[dict]:
     out = []
     for f, w in [(features, 0), (features // 2, window)]:
         maps = distill_graph(graph, x, mask, DistillOptions(features=f, epochs=epochs, window=w))
-        net = compiler.compile(graph, lowering="learned", feature_maps=maps, max_tokens=128)
-        got = simulate(net, tx, tmask).outputs["logits"].argmax(-1)
-        out.append({"circuit": f"learned 2m={f}" + (f" + window {w}" if w else ""), "memory_per_head": f + w,
-                    "top1_agreement": float((got == want).mean())})
-        print(f"  llama {out[-1]}", flush=True)
+        for stage in ("layer by layer", "joint"):
+            if stage == "joint":
+                if not joint:
+                    continue
+                maps = joint_tune(graph, x, mask, maps, joint)
+            net = compiler.compile(graph, lowering="learned", feature_maps=maps, max_tokens=128)
+            got = simulate(net, tx, tmask).outputs["logits"].argmax(-1)
+            out.append({"circuit": f"learned 2m={f}" + (f" + window {w}" if w else ""), "stage": stage,
+                        "memory_per_head": f + w, "top1_agreement": float((got == want).mean())})
+            print(f"  llama {out[-1]}", flush=True)
     return out
 
 
@@ -159,22 +168,41 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main() -> int:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")  # 2 shared cores: BLAS threads only contend (10-30x slower here)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=40, help="L-BFGS iterations per layer")
     parser.add_argument("--texts", type=int, default=32, help="calibration texts")
+    parser.add_argument("--joint-steps", type=int, default=30, help="joint tuning steps (torch)")
+    parser.add_argument("--configs", default=CONFIGS, help="MiniLM map sets F:W (2m features, window), comma-separated")
     parser.add_argument("--distill-only", metavar="F:W", help="distill one MiniLM map set and stop")
+    parser.add_argument("--llama-only", action="store_true", help="only the random LLaMA decoder part")
+    parser.add_argument("--parts", default="baselines,learned,llama",
+                        help="what to measure (rows merge into learned.json): baselines, learned, llama")
     args = parser.parse_args()
     if args.distill_only:
         features, window = (int(v) for v in args.distill_only.split(":"))
-        print(distill_minilm(features, window, args.epochs, args.texts))
+        print(distill_minilm(features, window, args.epochs, args.texts, args.joint_steps))
         return 0
-    start = time.perf_counter()
-    minilm = minilm_rows(args.epochs, args.texts)
-    llama = llama_rows(64, 32, args.epochs)
-    result = {"minilm": minilm, "llama": llama, "epochs": args.epochs, "calibration_texts": args.texts,
-              "seconds": time.perf_counter() - start}
-    (RESULTS / "learned.json").write_text(json.dumps(result, indent=2))
-    plot(minilm, RESULTS / "learned.png")
+    if args.llama_only:
+        print(json.dumps(llama_rows(64, 32, args.epochs, args.joint_steps), indent=2))
+        return 0
+    parts = set(args.parts.split(","))
+    path = RESULTS / "learned.json"
+    result = json.loads(path.read_text()) if path.exists() else {"minilm": [], "llama": []}
+    configs = [tuple(int(v) for v in c.split(":")) for c in args.configs.split(",") if c]
+    if parts & {"baselines", "learned"}:
+        rows = minilm_rows(configs if "learned" in parts else [], args.epochs, args.texts, args.joint_steps,
+                           baselines="baselines" in parts)
+        fresh = {r["circuit"] for r in rows}
+        result["minilm"] = [r for r in result["minilm"] if r["circuit"] not in fresh] + rows
+        result["minilm"].sort(key=lambda r: (r["circuit"].split()[0], r["memory_per_head"], r["circuit"]))
+    if "llama" in parts:
+        result["llama"] = llama_rows(64, 32, args.epochs, args.joint_steps)
+    result.update(epochs=args.epochs, calibration_texts=args.texts, held_out_texts=len(held_out_texts()))
+    path.write_text(json.dumps(result, indent=2))
+    plot(result["minilm"], RESULTS / "learned.png")
     return 0
 
 

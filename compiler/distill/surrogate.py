@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.attention import AttentionGraph, EvalContext
-from compiler.distill.hedgehog import circuit_scores, hedgehog, logits, visibility, window_slots
+from compiler.distill.hedgehog import bmm, circuit_scores, expand, hedgehog, logits, visibility, window_slots
 from compiler.distill.maps import FeatureMaps, LayerMaps
 from compiler.interpret import interpret
 
@@ -47,9 +47,8 @@ def learned_attention(att, args, mask, maps: LayerMaps, window: int) -> np.ndarr
     q, k, v = split(att, args)
     rows = learned_rows(att, q, k, mask, maps, window)
     B, H, T, _ = rows.shape
-    G = att.n_kv_heads
-    out = rows.reshape(B, G, H // G, T, T) @ v[:, :, None]
-    return out.reshape(B, H, T, -1).transpose(0, 2, 1, 3).reshape(B, T, -1)
+    out = bmm(rows, expand(v, H))
+    return out.transpose(0, 2, 1, 3).reshape(B, T, -1)
 
 
 def run_surrogate(graph: AttentionGraph, x: np.ndarray, mask: np.ndarray, maps: FeatureMaps | None,

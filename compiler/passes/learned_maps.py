@@ -19,6 +19,9 @@ def feature_maps(options) -> FeatureMaps:
 
 def learned_attributes(att, options) -> dict:
     """FeaturePopulation attributes of attention node ``att``: m, the maps and the window."""
+    if options.precision == "loihi2":
+        raise InputError(f"node {att.name!r}: the learned lowering has no loihi2 integer behaviour yet; compile it "
+                         "with --precision float64 or float32")
     maps = feature_maps(options)
     if att.name not in maps.layers:
         raise InputError(f"feature maps have no entry for attention node {att.name!r} (they hold "
