@@ -140,6 +140,9 @@ class Mapper:
         if ids.dim() != 2:
             raise FrontendError(f"input {program.ids!r} must be (batch, tokens), got shape {tuple(ids.shape)}")
         B, T = ids.shape
+        if T < 2:
+            raise FrontendError(f"input {program.ids!r} holds {T} token(s) per sequence; give at least 2 so "
+                                "position-dependent tables (rotary embeddings) can be told from constants")
         self.b = Builder(AttentionGraph(name=name, meta={"family": "torch", "layer_outputs": []}), B, T)
         self.pad = pad_token_id
         self.encoder: InputEncoder | None = None

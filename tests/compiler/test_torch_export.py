@@ -191,3 +191,12 @@ def test_readme_example_runs(capsys):
     example = next(b for b in blocks if "compiler.from_torch" in b)
     exec(compile(example, "README.md", "exec"), {})  # noqa: S102  (the README's own example)
     assert float(capsys.readouterr().out.strip()) < 1e-5
+
+
+@pytest.mark.crosscheck
+def test_a_one_token_example_is_refused():
+    """At one position a rotary table is the identity: the example must show at least two tokens."""
+    torch = pytest.importorskip("torch")
+    module, _ = tiny("llama", "sdpa")
+    with pytest.raises(FrontendError, match=r"holds 1 token\(s\) per sequence; give at least 2"):
+        compiler.from_torch(module, (), {"input_ids": torch.zeros(1, 1, dtype=torch.long)})
