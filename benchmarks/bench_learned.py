@@ -119,6 +119,34 @@ def minilm_rows(configs, epochs: int, texts: int, joint: int, baselines: bool = 
     return rows
 
 
+def error_sources(features: int, window: int, epochs: int, texts: int, joint: int, count: int = 8) -> dict:
+    """Where the error comes from, on ``count`` held-out texts: the row KL of each layer's heads (all
+    layers converted, each layer's own softmax rows on the queries and keys it receives as the target)
+    and the embedding cosine with only that layer converted."""
+    from compiler.distill.fit import row_kl_per_head
+    from compiler.distill.surrogate import learned_rows, run_surrogate, split
+
+    graph = load_source(str(minilm_dir()))
+    maps = load_maps(distill_minilm(features, window, epochs, texts, joint))
+    batch = from_texts(graph.encoder, held_out_texts()[:count], graph.meta)
+    attention = [graph.node(n) for n in maps.layers]
+    keep = [src for att in attention for src in graph.inputs_of(att.name).values()]
+    values = run_surrogate(graph, batch.x, batch.mask, maps, keep=keep)
+    reference = mean_pool(run_surrogate(graph, batch.x, batch.mask, None)["hidden"], batch.mask)
+    out = {}
+    for att in attention:
+        inputs = graph.inputs_of(att.name)
+        q, k, _ = split(att, {port: values[inputs[port]] for port in ("q", "k", "v")})
+        rows = learned_rows(att, q, k, batch.mask, maps.layers[att.name], maps.window)
+        kl = row_kl_per_head(att, q, k, batch.mask, rows)
+        alone = run_surrogate(graph, batch.x, batch.mask, maps, converted=[att.name])["hidden"]
+        cos = (mean_pool(alone, batch.mask) * reference).sum(-1)
+        out[att.name] = {"row_kl_per_head": [round(float(v), 4) for v in kl], "cosine_alone": float(cos.mean())}
+        print(f"  {att.name}: row KL per head {np.round(kl, 3).tolist()}  cosine with only this layer converted "
+              f"{cos.mean():.4f}", flush=True)
+    return out
+
+
 def llama_rows(features: int, window: int, epochs: int, joint: int) -> list[dict]:
     """Random LLaMA (GQA, RoPE): distilled on random sequences, top-1 agreement on held-out ones."""
     graph = random_llama(LlamaConfig(num_hidden_layers=2, max_position_embeddings=256), seed=11)
@@ -179,7 +207,7 @@ def main() -> int:
     parser.add_argument("--distill-only", metavar="F:W", help="distill one MiniLM map set and stop")
     parser.add_argument("--llama-only", action="store_true", help="only the random LLaMA decoder part")
     parser.add_argument("--parts", default="baselines,learned,llama",
-                        help="what to measure (rows merge into learned.json): baselines, learned, llama")
+                        help="what to measure (merged into learned.json): baselines, learned, sources, llama")
     args = parser.parse_args()
     if args.distill_only:
         features, window = (int(v) for v in args.distill_only.split(":"))
@@ -198,6 +226,9 @@ def main() -> int:
         fresh = {r["circuit"] for r in rows}
         result["minilm"] = [r for r in result["minilm"] if r["circuit"] not in fresh] + rows
         result["minilm"].sort(key=lambda r: (r["circuit"].split()[0], r["memory_per_head"], r["circuit"]))
+    if "sources" in parts:
+        result["error_sources"] = {f"{f}:{w}": error_sources(f, w, args.epochs, args.texts, args.joint_steps)
+                                   for f, w in configs}
     if "llama" in parts:
         result["llama"] = llama_rows(64, 32, args.epochs, args.joint_steps)
     result.update(epochs=args.epochs, calibration_texts=args.texts, held_out_texts=len(held_out_texts()))

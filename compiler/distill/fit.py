@@ -107,6 +107,15 @@ def entropy(chunks: list[Chunk]) -> float:
     return float(sum(-(c.target * np.log(np.where(c.target > 0, c.target, 1))).sum() for c in chunks) / rows)
 
 
+def row_kl_per_head(att, q, k, mask, rows) -> np.ndarray:
+    """Row KL per head (H,) between the softmax rows of ``q``/``k`` and the circuit ``rows``, over real queries."""
+    vis = attention_visibility(att, mask)
+    target = softmax_rows(logits(q, k, att.scale), vis) * mask[:, None, :, None]
+    tiny = np.finfo(np.float64).tiny
+    kl = (target * (np.log(np.maximum(target, tiny)) - np.log(np.maximum(rows, tiny)))).sum(-1)
+    return kl.sum(axis=(0, 2)) / max(int(mask.sum()), 1)
+
+
 def fit_layer(att, chunks: list[Chunk], init: LayerMaps, options: DistillOptions, progress=None):
     """L-BFGS on one layer's maps; returns the maps and the row KL before and after."""
     fixed_gain = options.window == 0
