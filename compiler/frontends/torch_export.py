@@ -216,7 +216,7 @@ class Mapper:
         self.input_tok = self.b.fresh("input", tuple(ids.rows.shape) + (weight.shape[1],), ids.rows)
         return self.input_tok
 
-    def fold_embedding(self, tok, _, node) -> bool:
+    def fold_embedding(self, tok, node) -> bool:
         """Add a position or token-type table read by an ``embedding`` to the encoder (True), or not."""
         if tok is not self.input_tok:
             return False

@@ -229,7 +229,7 @@ def plus(ctx, node, a, b):
             return plus(ctx, node, materialise(ctx, a, where), b)
         v = float(c.reshape(-1)[0])
         return Elem(a.node, a.rows, a.shape, lambda x, f=a.fn: f(x) + v)
-    if ctx.fold_embedding(a, node.args[1] if node.args[0] is not None else None, node):
+    if ctx.fold_embedding(a, node):
         return a
     return a.plus_const(c)
 
