@@ -72,6 +72,7 @@ class PlasticityResult:
     errors: dict[str, float] = field(default_factory=dict)
     fixed_scale: float = float("nan")
     seconds: dict[str, float] = field(default_factory=dict)
+    segments: list[str] = field(default_factory=list)  # shared-memory segments Lava made (all unlinked)
 
 
 def hebbian_writes(net, x, mask, node: str | None = None, sequence: int = 0) -> HebbianWrites:
@@ -113,14 +114,16 @@ def check_plasticity(net, x, mask, node: str | None = None, timeout: float = 300
     pre = writes.pre.reshape(T, G * m).T
     post = writes.post.reshape(T, G * writes.post.shape[2]).T
     start = time.perf_counter()
-    W = run_worker(learn, (pre, [post], "floating_pt"), timeout)[0]
+    (W,), made = run_worker(learn, (pre, [post], "floating_pt"), timeout)
+    result.segments += made
     result.seconds["floating_pt"] = time.perf_counter() - start
     result.learned["floating_pt"] = block_diagonal(W, G)
     result.errors["floating_pt"] = relative(result.learned["floating_pt"], writes.golden)
 
     payload, traces, unit = fixed_point_inputs(pre, post, writes)
     start = time.perf_counter()
-    plus, minus = run_worker(learn, (payload, traces, "fixed_pt"), timeout)
+    (plus, minus), made = run_worker(learn, (payload, traces, "fixed_pt"), timeout)
+    result.segments += made
     result.seconds["fixed_pt"] = time.perf_counter() - start
     result.fixed_scale = unit
     result.learned["fixed_pt"] = unit * block_diagonal(plus - minus, G)
@@ -187,7 +190,10 @@ def graded_overwrite():
 
 
 def run_worker(fn, args, timeout: float):
-    """``fn(*args)`` in a forked worker leading its own process group; results through a pipe."""
+    """``fn(*args)`` in a forked worker leading its own process group; results through a pipe.
+
+    Returns ``(result, segments)``: the names of the shared-memory segments the worker created,
+    every one unlinked by the time this returns."""
     preload_lava()
     with tempfile.TemporaryDirectory(prefix="tripartite-plasticity-") as tmp:
         shm_log = str(Path(tmp) / "shm")
@@ -210,9 +216,10 @@ def run_worker(fn, args, timeout: float):
                 status, value = "error", "lava: the plasticity worker closed its pipe without results"
             if status != "ok":
                 raise SimulationError(value)
-            return value
         finally:
             shut_down(worker, receiver, shm_log)
+        made = Path(shm_log).read_text().split() if Path(shm_log).exists() else []
+    return value, made
 
 
 def worker_main(sender, fn, args, shm_log) -> None:
