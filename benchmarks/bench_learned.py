@@ -217,24 +217,33 @@ def main() -> int:
         print(json.dumps(llama_rows(64, 32, args.epochs, args.joint_steps), indent=2))
         return 0
     parts = set(args.parts.split(","))
-    path = RESULTS / "learned.json"
-    result = json.loads(path.read_text()) if path.exists() else {"minilm": [], "llama": []}
     configs = [tuple(int(v) for v in c.split(":")) for c in args.configs.split(",") if c]
+    fresh: dict = {}
     if parts & {"baselines", "learned"}:
-        rows = minilm_rows(configs if "learned" in parts else [], args.epochs, args.texts, args.joint_steps,
-                           baselines="baselines" in parts)
-        fresh = {r["circuit"] for r in rows}
-        result["minilm"] = [r for r in result["minilm"] if r["circuit"] not in fresh] + rows
-        result["minilm"].sort(key=lambda r: (r["circuit"].split()[0], r["memory_per_head"], r["circuit"]))
+        fresh["minilm"] = minilm_rows(configs if "learned" in parts else [], args.epochs, args.texts,
+                                      args.joint_steps, baselines="baselines" in parts)
     if "sources" in parts:
-        result["error_sources"] = {f"{f}:{w}": error_sources(f, w, args.epochs, args.texts, args.joint_steps)
-                                   for f, w in configs}
+        fresh["error_sources"] = {f"{f}:{w}": error_sources(f, w, args.epochs, args.texts, args.joint_steps)
+                                  for f, w in configs}
     if "llama" in parts:
-        result["llama"] = llama_rows(64, 32, args.epochs, args.joint_steps)
-    result.update(epochs=args.epochs, calibration_texts=args.texts, held_out_texts=len(held_out_texts()))
-    path.write_text(json.dumps(result, indent=2))
+        fresh["llama"] = llama_rows(64, 32, args.epochs, args.joint_steps)
+    fresh.update(epochs=args.epochs, calibration_texts=args.texts)
+    result = merge(RESULTS / "learned.json", fresh)
     plot(result["minilm"], RESULTS / "learned.png")
     return 0
+
+
+def merge(path: Path, fresh: dict) -> dict:
+    """Fold this run's parts into the result file (read now, so parts run side by side all land)."""
+    result = json.loads(path.read_text()) if path.exists() else {}
+    rows = {r["circuit"]: r for r in result.get("minilm", [])}
+    rows.update({r["circuit"]: r for r in fresh.pop("minilm", [])})
+    result["minilm"] = sorted(rows.values(), key=lambda r: (r["circuit"].split()[0], r["memory_per_head"],
+                                                            r["circuit"]))
+    result.setdefault("error_sources", {}).update(fresh.pop("error_sources", {}))
+    result.update(fresh, held_out_texts=len(held_out_texts()))
+    path.write_text(json.dumps(result, indent=2))
+    return result
 
 
 if __name__ == "__main__":
