@@ -76,6 +76,11 @@ class InputEncoder:
             x = x + self.position_embeddings[self.position_offset + np.asarray(positions)].astype(dtype)
         if self.token_type_embeddings is not None:
             types = np.zeros_like(ids) if token_type_ids is None else np.asarray(token_type_ids)
+            n_types = self.token_type_embeddings.shape[0]
+            if types.shape != ids.shape or types.dtype.kind not in "iu" or (
+                    types.size and (types.min() < 0 or types.max() >= n_types)):
+                raise InputError(f"token_type_ids must be integers in [0, {n_types}) shaped like input_ids "
+                                 f"{ids.shape}, got {types.dtype} {types.shape}")
             x = x + self.token_type_embeddings.astype(dtype)[types]
         return x
 
@@ -107,7 +112,12 @@ class InputEncoder:
             raise InputError("this model carries no tokenizer; pass token ids or arrays instead of text")
         from tokenizers import Tokenizer
 
-        tok = Tokenizer.from_str(self.tokenizer_json)
+        try:
+            tok = Tokenizer.from_str(self.tokenizer_json)
+        except Exception as exc:  # noqa: BLE001  (tokenizers raises a bare Exception for a bad document)
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"the model's tokenizer.json is not a valid tokenizer ({first}); "
+                             "replace it with the checkpoint's original") from None
         tok.no_padding()
         tok.no_truncation()
         return tok
@@ -144,6 +154,12 @@ class InputEncoder:
                 json.loads(enc.tokenizer_json)
             except ValueError as exc:
                 raise SerializationError(f"{where}: stored tokenizer is not JSON ({exc})") from exc
+        for name in ARRAY_NAMES:
+            table = getattr(enc, name)
+            ndim = 1 if name == "patch_bias" else 2
+            if table is not None and (table.ndim != ndim or table.dtype.kind not in "iuf"):
+                raise SerializationError(f"{where}/{name}: a table must be {ndim}-D and numeric, "
+                                         f"got {table.dtype} {table.shape}")
         return enc
 
     def same_as(self, other: InputEncoder) -> bool:

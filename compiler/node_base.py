@@ -62,6 +62,8 @@ class Node:
         """Raise :class:`NodeAttributeError` when the node's own attributes are invalid."""
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.metadata.get("array") and value is None and f.default is dataclasses.MISSING:
+                self.fail(f"array {f.name} is missing; it is required for this kind")
             if f.metadata.get("array") and value is not None:
                 if not isinstance(value, np.ndarray):
                     self.fail(f"attribute {f.name} must be a numpy array, got {type(value).__name__}")

@@ -8,12 +8,19 @@ pickles (object arrays are refused).
 
 from __future__ import annotations
 
+import struct
+import tokenize
 import zipfile
 from typing import IO
 
 import numpy as np
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+
+# What numpy.load raises on a corrupt or hostile archive: a bad zip, a bad .npy header (parsed with
+# Python's tokenizer and literal_eval), truncated data, an absurd shape.
+READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, SyntaxError,
+               tokenize.TokenError, struct.error, MemoryError, OverflowError)
 
 
 def write_npz(handle: IO[bytes], arrays: dict[str, np.ndarray], compress: bool = False) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from compiler.atomic import atomic_write
 from compiler.errors import SerializationError
-from compiler.npzfile import write_npz
+from compiler.npzfile import READ_ERRORS, write_npz
 
 STRUCTURE_KEY = "__structure__"
 
@@ -51,11 +51,15 @@ def load_archive(
         with np.load(path, allow_pickle=False) as archive:
             if STRUCTURE_KEY not in archive.files:
                 raise SerializationError(f"{path}: not a {expected_format} file (no structure entry)")
-            structure = json.loads(archive[STRUCTURE_KEY].tobytes().decode("utf-8"))
-            arrays = {key: archive[key] for key in archive.files if key != STRUCTURE_KEY}
+            members = {key: archive[key] for key in archive.files}
+            odd = next((key for key, value in members.items() if not isinstance(value, np.ndarray)), None)
+            if odd is not None:
+                raise SerializationError(f"{path}: corrupt {expected_format} file (entry {odd!r} is not an array)")
+            structure = json.loads(members.pop(STRUCTURE_KEY).tobytes().decode("utf-8"))
+            arrays = members
     except SerializationError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, UnicodeDecodeError, EOFError) as exc:
+    except READ_ERRORS as exc:
         raise SerializationError(f"{path}: corrupt {expected_format} file ({exc})") from exc
     if not isinstance(structure, dict):
         raise SerializationError(f"{path}: corrupt {expected_format} file (structure is not an object)")

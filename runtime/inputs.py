@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from compiler.errors import InputError
+from compiler.npzfile import READ_ERRORS
 from hardware_sim.inputs import check_tokens
 
 
@@ -57,7 +58,10 @@ def load_npz_inputs(path: str | Path, encoder, width: int) -> Batch:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        odd = next((k for k, v in arrays.items() if not isinstance(v, np.ndarray)), None)
+        if odd is not None:
+            raise ValueError(f"entry {odd!r} is not an array")
+    except READ_ERRORS as exc:
         raise InputError(f"{path}: unreadable inputs ({exc})") from exc
     batch = batch_from_arrays(path, arrays, encoder, width)
     if "labels" in arrays:

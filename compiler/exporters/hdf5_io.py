@@ -161,6 +161,8 @@ def read_attrs(obj, where: str) -> dict[str, Any]:
     """Inverse of :func:`write_attrs`; ``where`` names ``obj`` in error messages."""
     out: dict[str, Any] = {}
     for key in obj.attrs:
+        if not isinstance(key, str):
+            raise SerializationError(f"{where} has an attribute named {key!r}; names are text")
         value = to_python(obj.attrs[key], f"{where} attribute {key!r}")
         if key.endswith(JSON_SUFFIX):
             if not isinstance(value, str):

@@ -40,8 +40,10 @@ def weight_files(directory: Path) -> list[Path]:
     index = read_json(directory / INDEX_FILE, required=False)
     if index is not None:
         weight_map = index.get("weight_map") if isinstance(index, dict) else None
-        if not isinstance(weight_map, dict) or not weight_map:
-            raise FrontendError(f"{directory / INDEX_FILE}: has no 'weight_map'; the shard index is corrupt")
+        if not isinstance(weight_map, dict) or not weight_map or not all(
+                isinstance(v, str) and v and "/" not in v for v in weight_map.values()):
+            raise FrontendError(f"{directory / INDEX_FILE}: 'weight_map' must map tensor names to shard file "
+                                "names; the shard index is corrupt")
         files = [directory / name for name in sorted(set(weight_map.values()))]
         for file in files:
             if not file.is_file():

@@ -135,7 +135,7 @@ def load_checkpoint(path: str | Path) -> AttentionGraph:
     where = str(directory / "config.json")
     reader = ConfigReader(read_json(directory / "config.json"), where)
     model_type = reader.get("model_type")
-    if model_type not in FAMILIES:
+    if not isinstance(model_type, str) or model_type not in FAMILIES:
         raise FrontendError(f"{where}: model_type {model_type!r} is not supported; supported: {supported()}")
     family = FAMILIES[model_type]
     config = family.read_config(reader)

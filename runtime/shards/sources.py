@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from compiler.errors import InputError
+from compiler.npzfile import READ_ERRORS
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
@@ -112,9 +113,13 @@ def npz_arrays(path: str | Path) -> dict[str, np.ndarray]:
         raise InputError(f"{path}: not an .npz archive")
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+            arrays = {k: data[k] for k in data.files}
+    except READ_ERRORS as exc:
         raise InputError(f"{path}: unreadable inputs ({exc})") from None
+    odd = next((k for k, v in arrays.items() if not isinstance(v, np.ndarray)), None)
+    if odd is not None:
+        raise InputError(f"{path}: unreadable inputs (entry {odd!r} is not an array)")
+    return arrays
 
 
 def array_shards(path: str | Path, arrays: dict[str, np.ndarray], shard_size: int) -> list[Shard]:
