@@ -11,7 +11,7 @@ TORCH  := torch==2.13.0
 TRANSFORMERS := transformers>=5,<6
 NIRTORCH := nirtorch==2.6
 
-.PHONY: setup demo test test-slow test-crosscheck bench lint clean fixtures
+.PHONY: setup demo test test-slow test-crosscheck bench lint clean fixtures fuzz mutation
 
 setup: $(STAMP)
 
@@ -52,6 +52,17 @@ fixtures: setup
 
 bench: setup
 	$(PY) benchmarks/run_all.py
+
+# Every loader against generated hostile files for FUZZ_SECONDS per target (atheris when installed);
+# inputs tried per target in benchmarks/results/fuzz.json, crashing inputs in tests/fuzz/crashes/.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	$(PY) tests/fuzz/run_fuzz.py --seconds $(FUZZ_SECONDS)
+
+# mutmut over the integer arithmetic, the golden simulator and the Lava schedule, in a scratch copy;
+# kill rate and survivors in benchmarks/results/mutation.json.
+mutation: setup
+	$(PY) tools/mutation.py
 
 lint: setup
 	$(PY) -m ruff check .
