@@ -62,7 +62,7 @@ def gguf_name(name: str) -> str:
 
 
 def write_gguf(path: Path, fixture: str, quantize: bool = False, arch: str = "llama", extra=None,
-               tokenizer_model: str = "gpt2", skip=()) -> Path:
+               tokenizer_model: str = "gpt2", skip=(), spm: bool = False) -> Path:
     """Write the LLaMA fixture ``fixture`` as a GGUF file the way llama.cpp's converter lays it out."""
     import json
 
@@ -84,14 +84,22 @@ def write_gguf(path: Path, fixture: str, quantize: bool = False, arch: str = "ll
     writer.add_rope_freq_base(config["rope_parameters"]["rope_theta"])
     writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
     writer.add_vocab_size(config["vocab_size"])
-    writer.add_tokenizer_model(tokenizer_model)
-    writer.add_tokenizer_pre("smollm")
-    writer.add_token_list(TOKENS + [f"<extra{i}>" for i in range(config["vocab_size"] - len(TOKENS))])
-    writer.add_token_types([3] * len(CONTROL) + [1] * (config["vocab_size"] - len(CONTROL)))
-    writer.add_token_merges(MERGES)
+    if spm:
+        tokens, scores, types = spm_vocab()
+        writer.add_tokenizer_model("llama")
+        writer.add_token_list(tokens)
+        writer.add_token_scores(scores)
+        writer.add_token_types(types)
+        writer.add_unk_token_id(0)
+    else:
+        writer.add_tokenizer_model(tokenizer_model)
+        writer.add_tokenizer_pre("smollm")
+        writer.add_token_list(TOKENS + [f"<extra{i}>" for i in range(config["vocab_size"] - len(TOKENS))])
+        writer.add_token_types([3] * len(CONTROL) + [1] * (config["vocab_size"] - len(CONTROL)))
+        writer.add_token_merges(MERGES)
+        writer.add_add_bos_token(True)
     writer.add_bos_token_id(1)
     writer.add_eos_token_id(2)
-    writer.add_add_bos_token(True)
     writer.add_chat_template("{{ messages }}")
     for key, value in (extra or {}).items():
         getattr(writer, key)(value)
@@ -260,7 +268,49 @@ def test_rope_scaling_is_refused(tmp_path):
         load_gguf(path)
 
 
-def test_sentencepiece_tokenizer_is_refused(tmp_path):
-    path = write_gguf(tmp_path / "m.gguf", "llama_tied", tokenizer_model="llama")
-    with pytest.raises(FrontendError, match=r"tokenizer\.ggml\.model='llama' is not supported; only 'gpt2'"):
+def test_unknown_tokenizer_model_is_refused(tmp_path):
+    path = write_gguf(tmp_path / "m.gguf", "llama_tied", tokenizer_model="bert")
+    with pytest.raises(FrontendError, match=r"tokenizer\.ggml\.model='bert' is not supported; supported: gpt2, llama"):
         load_gguf(path)
+
+
+# A sentencepiece vocabulary: unk, bos, eos, the 256 byte tokens, then pieces with their scores.
+SPM_PIECES = {"\u2581": -1.0, "h": -2.0, "e": -2.0, "l": -2.0, "o": -2.0, "w": -2.0, "r": -2.0, "d": -2.0,
+              "ll": -3.0, "ld": -3.5, "he": -4.0, "llo": -5.0, "hello": -6.0, "\u2581hello": -7.0, "\u2581w": -8.0,
+              "or": -9.0, "\u2581wor": -10.0, "\u2581world": -11.0}
+
+
+def spm_vocab():
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + list(SPM_PIECES)
+    scores = [0.0, 0.0, 0.0] + [0.0] * 256 + list(SPM_PIECES.values())
+    types = [2, 3, 3] + [6] * 256 + [1] * len(SPM_PIECES)
+    return tokens, scores, types
+
+
+def test_sentencepiece_tokenizer_from_scores():
+    """llama vocabularies: merges ranked by score, a prefix space, byte fallback, BOS by default."""
+    tokens, scores, types = spm_vocab()
+    values = {"tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": tokens, "tokenizer.ggml.scores": scores,
+              "tokenizer.ggml.token_type": types, "tokenizer.ggml.bos_token_id": 1, "tokenizer.ggml.eos_token_id": 2}
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(tokenizer_json(values, "spm"))
+    ids = tok.encode("hello world é").ids
+    piece = tokens.index
+    assert ids == [1, piece("\u2581hello"), piece("\u2581world"), piece("\u2581"), piece("<0xC3>"), piece("<0xA9>")]
+    assert tok.decode(ids, skip_special_tokens=True) == "hello world é"
+    values["tokenizer.ggml.add_bos_token"] = False
+    assert Tokenizer.from_str(tokenizer_json(values, "spm")).encode("he").ids == [piece("\u2581"), piece("he")]
+
+
+@pytest.mark.crosscheck
+def test_sentencepiece_token_ids_match_transformers(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    write_gguf(tmp_path / "spm.gguf", "llama_tied", spm=True)
+    theirs = transformers.AutoTokenizer.from_pretrained(str(tmp_path), gguf_file="spm.gguf")
+    path = tmp_path / "spm.gguf"
+    from tokenizers import Tokenizer
+
+    ours = Tokenizer.from_str(tokenizer_json(read_metadata(open_gguf(path), path), str(path)))
+    for text in ["hello world", "hello  world é", " hello", "hellohello wor", "<s>hello</s>", "\n\tx"]:
+        assert ours.encode(text).ids == theirs(text)["input_ids"], text
