@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 from hardware_sim.fixed_point import WEIGHT_BITS, int_range, quantize_weights
 
 ROUNDINGS = ("nearest", "compensated")
-DAMP = 0.01
+DAMP = 1.0  # measured: held-out output error of every MiniLM group below nearest (0.01 overfits)
 BLOCK = 32
 
 

@@ -39,7 +39,7 @@ def test_clearly_better_on_correlated_inputs():
     x = correlated_inputs(rng, 400, 64, loud=(3, 17))
     w = rng.normal(size=(32, 64)) * 0.05
     h = second_moment(x)
-    m, e, kept = compensated_mantissas(w, h)
+    m, e, kept = compensated_mantissas(w, h, damp=0.01)  # light dampening: the fit to these inputs is tight
     mn, _ = quantize_weights(w, axis=0)
     assert kept == 32
     assert output_error(w, m, e, h).sum() < 0.5 * output_error(w, mn, e, h).sum()
