@@ -44,6 +44,7 @@ def check_ops(folded) -> None:
 
 
 def trace(tr: Tracer) -> None:
+    tr.model.graph.sort()
     for node in tr.model.graph:
         try:
             result = HANDLERS[(node.domain or "", node.op_type)](tr, node)

@@ -11,7 +11,6 @@ elementwise chains stay pending until they compute a known op.  Fused onnxruntim
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -260,6 +259,8 @@ def heads_of(v: Vec, order: tuple) -> tuple[int, int, int] | None:
             grouped = list(order[:k]) + ["g", "r"] + list(order[k + 1:])
     if labels == grouped:
         return sizes["g"] * sizes["r"], sizes["g"], sizes["d"]
+    if labels == ["f" if a == "d" else a for a in order if a != "h"] and v.rep == 1:
+        return 1, 1, sizes["f"]  # one head: no head axis at all
     return None
 
 
@@ -270,12 +271,10 @@ def qk_product(tr: Tracer, node, q: Vec, k: Vec) -> Scores:
         raise tr.error(node, f"multiplies {q.axes} by {k.axes}; expected queries (heads, tokens, dim) times "
                              "keys (heads, dim, tokens)")
     n_heads, n_kv, dim = hq[0], hk[1], hq[2]
-    qn = q.node if q.features == ("h", "d") else tr.plain(q, node)
-    kn = k.node
     name = tr.add(raw.MatMul(tr.fresh("scores"), mode="qk", n_heads=n_heads, n_kv_heads=n_kv, head_dim=dim),
-                  a=qn, b=kn)
-    axes = tuple(a if a != "d" else "s" for a in q.axes)
-    sizes = tuple(s if a != "d" else tr.tokens for a, s in zip(q.axes, q.sizes))
+                  a=q.node, b=k.node)
+    axes = tuple("s" if a in ("d", "f") else a for a in q.axes)
+    sizes = tuple(tr.tokens if a in ("d", "f") else s for a, s in zip(q.axes, q.sizes))
     scores = Scores(name, axes, sizes)
     factor = q.scale * k.scale
     return scale_scores(tr, scores, factor) if factor != 1.0 else scores
@@ -284,13 +283,14 @@ def qk_product(tr: Tracer, node, q: Vec, k: Vec) -> Scores:
 def pv_product(tr: Tracer, node, p: Scores, v: Vec) -> Vec:
     hv = heads_of(v, ("h", "t", "d"))
     labels = [a for a in p.axes if a != "1"]
-    if not p.softmax or hv is None or labels != ["h", "t", "s"] or v.scale != 1.0:
+    if not p.softmax or hv is None or labels not in (["h", "t", "s"], ["t", "s"]) or v.scale != 1.0:
         raise tr.error(node, f"multiplies {describe(p) if not isinstance(p, Scores) else p.axes} by {v.axes}; "
                              "expected softmax probabilities (heads, tokens, tokens) times values (heads, tokens, dim)")
     n_heads, n_kv, dim = hv
     name = tr.add(raw.MatMul(tr.fresh("attention"), mode="pv", n_heads=n_heads, n_kv_heads=n_kv, head_dim=dim),
                   a=p.node, b=v.node)
-    axes = tuple("d" if a == "s" else a for a in p.axes)
+    feature = "d" if "h" in p.axes else "f"
+    axes = tuple(feature if a == "s" else a for a in p.axes)
     sizes = tuple(dim if a == "s" else s for a, s in zip(p.axes, p.sizes))
     return Vec(name, axes, sizes)
 
@@ -583,6 +583,3 @@ for _op in ("Shape", "Range", "ConstantOfShape", "Equal", "Less", "Greater", "Le
 def supported(node) -> bool:
     return (node.domain or "", node.op_type) in HANDLERS
 
-
-def pi_scale(dim: int) -> float:
-    return 1.0 / math.sqrt(dim)

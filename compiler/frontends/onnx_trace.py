@@ -36,7 +36,13 @@ class Tracer:
         self.opsets = {domain: version for domain, version in self.model.opset_imports.items()}
         for value in self.model.graph.inputs:
             role = folded.roles[value.name]
-            self.values[value.name] = Ids(role)
+            self.values[value.name] = self.vectors_input(value) if role == "vectors" else Ids(role)
+
+    def vectors_input(self, value) -> Vec:
+        """A float input (batch, tokens, width) of token vectors: the graph's input node, no encoder."""
+        width = int(value.shape.dims[-1])
+        self.input_name = self.add(op.Input("input", width=width))
+        return Vec(self.input_name, ("1", "t", "f"), (1, self.tokens, width))
 
     # ---- descriptors ------------------------------------------------------------------------
     def get(self, value):

@@ -234,3 +234,34 @@ def test_nan_weights_name_the_onnx_node(tmp_path):
     with pytest.raises(FrontendError, match=r"nan.onnx: node '.*mlp/c_fc.*' \(Gemm\) does not map onto a valid "
                                             r"node: .*NaN"):
         load_onnx(tmp_path / "nan.onnx")
+
+
+def test_single_head_attention_on_token_vectors(tmp_path):
+    """A float input of token vectors (no embeddings) and one attention head without head reshapes."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    inits = [numpy_helper.from_array(rng.standard_normal((4, 4)).astype(np.float32), name) for name in "qkv"]
+    inits.append(numpy_helper.from_array(np.array(0.5, np.float32), "half"))
+    nodes = [helper.make_node("MatMul", ["x", n], [n + "_out"], name="proj_" + n) for n in "qkv"]
+    nodes += [helper.make_node("Transpose", ["k_out"], ["kt"], perm=[0, 2, 1], name="kt"),
+              helper.make_node("MatMul", ["q_out", "kt"], ["s"], name="scores"),
+              helper.make_node("Mul", ["s", "half"], ["s2"], name="scale"),
+              helper.make_node("Softmax", ["s2"], ["p"], axis=-1, name="softmax"),
+              helper.make_node("MatMul", ["p", "v_out"], ["y"], name="mix"),
+              helper.make_node("Add", ["y", "x"], ["out"], name="residual")]
+    graph = helper.make_graph(nodes, "one_head", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "T", 4])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], inits)
+    path = tmp_path / "one_head.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(path))
+    imported = MatchAttention().run(load_onnx(path), CompileOptions())
+    (att,) = imported.of_kind("attention")
+    assert (att.n_heads, att.head_dim, att.scale, att.causal, att.use_padding_mask) == (1, 4, 0.5, False, False)
+    assert imported.encoder is None
+    import onnxruntime
+
+    x = rng.standard_normal((1, 5, 4)).astype(np.float32)
+    want = onnxruntime.InferenceSession(str(path)).run(None, {"x": x})[0]
+    got = run_reference(imported, x, np.ones((1, 5), bool), "float32").outputs["hidden"]
+    assert rel_err(got, want, np.ones((1, 5), bool)) <= RTOL
