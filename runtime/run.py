@@ -63,7 +63,7 @@ def run_on_brian2(net, batch: Batch, probes, timeout, progress, keep=(), granula
 
     precision = "loihi2" if float_precision(net) == "loihi2" else "float64"
     outputs, values = simulate_brian2(net, batch.x, batch.mask, precision=precision, probes=tuple(probes),
-                                      keep=tuple(keep))
+                                      keep=tuple(keep), progress=progress)
     return RunResult("brian2", precision, outputs, values=values)
 
 

@@ -40,9 +40,9 @@ def records(net, precision: str = "float64"):
     return out
 
 
-def simulate_brian2(net, x, mask=None, precision: str = "float64", probes=(), keep=()):
+def simulate_brian2(net, x, mask=None, precision: str = "float64", probes=(), keep=(), progress=None):
     """Outputs by role and values of the ``keep`` nodes, each (B, T, size), of ``net`` simulated in
-    Brian2 (float64 arithmetic)."""
+    Brian2 (float64 arithmetic); ``progress(tokens_done, tokens_total)`` about once a second."""
     if probes:
         raise InputError("the brian2 backend records outputs only; run --probe with the golden or lava backend")
     if precision not in ("float64", "float32", "loihi2"):
@@ -51,7 +51,7 @@ def simulate_brian2(net, x, mask=None, precision: str = "float64", probes=(), ke
     from hardware_sim.brian2.model import simulate_records
 
     try:
-        return simulate_records(records(net, precision), x, mask, keep)
+        return simulate_records(records(net, precision), x, mask, keep, progress)
     except (ValueError, KeyError, MemoryError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SimulationError(f"brian2: {message}") from exc

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
-from brian2 import BrianLogger, Network, StateMonitor, defaultclock, prefs
+from brian2 import BrianLogger, Network, StateMonitor, defaultclock, prefs, second
 
 from . import attention, neurons
 from .clock import DT, Clock, circuit_levels
@@ -207,21 +207,31 @@ def synapses_per_sequence(records: list[NodeRecord]) -> int:
     return max(total, 1)
 
 
-def simulate_records(records: list[NodeRecord], x: np.ndarray, mask: np.ndarray, keep=()):
+def simulate_records(records: list[NodeRecord], x: np.ndarray, mask: np.ndarray, keep=(), progress=None):
     """Run the network of ``records`` on ``x`` (B, T, width) with padding ``mask``.
 
     Returns outputs by role and the values of the ``keep`` nodes by name, each (B, T, size).
     Sequences run together as blocks of one network, in chunks of at most :data:`SYNAPSE_BUDGET`
-    synapses.
+    synapses.  ``progress(tokens_done, tokens_total)`` is called about once a second.
     """
     chunk = max(1, SYNAPSE_BUDGET // synapses_per_sequence(records))
-    parts = [simulate_chunk(records, x[i:i + chunk], mask[i:i + chunk], keep) for i in range(0, len(x), chunk)]
+    total = x.shape[0] * x.shape[1]
+    parts = []
+    for start in range(0, len(x), chunk):
+        report = None
+        if progress is not None:
+            done, size = start * x.shape[1], min(chunk, len(x) - start) * x.shape[1]
+
+            def report(elapsed, completed, t_start, duration, done=done, size=size):
+                progress(done + int(completed * size), total)
+
+        parts.append(simulate_chunk(records, x[start:start + chunk], mask[start:start + chunk], keep, report))
     return tuple({key: np.concatenate([p[n][key] for p in parts]) for key in parts[0][n]} for n in (0, 1))
 
 
-def simulate_chunk(records: list[NodeRecord], x: np.ndarray, mask: np.ndarray, keep=()):
+def simulate_chunk(records: list[NodeRecord], x: np.ndarray, mask: np.ndarray, keep=(), report=None):
     net, build = build_network(records, x, mask, set(keep))
-    net.run(build.clock.steps * DT, namespace=build.namespace)
+    net.run(build.clock.steps * DT, namespace=build.namespace, report=report, report_period=1 * second)
     read = build.clock.readout
     return ({role: read(np.asarray(m.y).T) for role, m in build.recorded.items()},
             {name: read(np.asarray(m.y).T) for name, m in build.kept.items()})
