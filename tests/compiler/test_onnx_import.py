@@ -265,3 +265,24 @@ def test_single_head_attention_on_token_vectors(tmp_path):
     want = onnxruntime.InferenceSession(str(path)).run(None, {"x": x})[0]
     got = run_reference(imported, x, np.ones((1, 5), bool), "float32").outputs["hidden"]
     assert rel_err(got, want, np.ones((1, 5), bool)) <= RTOL
+
+
+def wiring(graph) -> dict:
+    return {name: (graph.node(name).kind, graph.inputs_of(name)) for name in graph.g.nodes}
+
+
+@pytest.mark.parametrize("name", sorted(EXPORTS))
+def test_matched_graph_is_wired_as_the_builders_wire_it(imported, name):
+    """After match_attention an imported export has the in-code builder's nodes, names and wiring."""
+    from compiler.models import BertConfig, Gpt2Config, LlamaConfig, random_bert, random_gpt2, random_llama
+
+    builders = {
+        "bert": lambda: random_bert(BertConfig(vocab_size=48, intermediate_size=48, max_position_embeddings=16)),
+        "sentence": lambda: random_bert(BertConfig(vocab_size=48, intermediate_size=48, max_position_embeddings=16)),
+        "llama": lambda: random_llama(LlamaConfig(vocab_size=48, intermediate_size=48)),
+        "gpt2": lambda: random_gpt2(Gpt2Config(vocab_size=48, n_positions=16)),
+    }
+    built = builders[name.split("_")[0]]()
+    graph = MatchAttention().run(imported[name], CompileOptions())
+    assert wiring(graph) == wiring(built)
+    assert graph.meta["layer_outputs"] == built.meta["layer_outputs"]
