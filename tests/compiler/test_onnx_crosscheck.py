@@ -106,8 +106,11 @@ def test_minilm_with_pooling_head(tmp_path):
     from transformers import BertModel
 
     from compiler.api import compile as compile_model
+    from compiler.frontends.hf_checkpoint import load_checkpoint
     from compiler.frontends.onnx_import import load_onnx
     from compiler.frontends.source import minilm_dir
+    from compiler.passes.base import CompileOptions
+    from compiler.passes.match_attention import MatchAttention
     from runtime.inputs import from_texts
     from runtime.onnx_reference import onnx_outputs
     from runtime.run import output_arrays, run
@@ -117,6 +120,14 @@ def test_minilm_with_pooling_head(tmp_path):
                      outputs=("last_hidden_state", "sentence_embedding"))
     graph = load_onnx(path, tokenizer=minilm_dir())
     assert graph.meta["normalize"] is True and len(graph.of_kind("layernorm")) == 13
+    checkpoint = load_checkpoint(minilm_dir())
+    matched = MatchAttention().run(graph, CompileOptions())
+    assert set(matched.g.nodes) == set(checkpoint.g.nodes)
+    for name in checkpoint.g.nodes:  # the same weights, found by position in the file, not by name
+        for field in ("weight", "bias"):
+            want = getattr(checkpoint.node(name), field, None)
+            if want is not None:
+                np.testing.assert_allclose(getattr(matched.node(name), field), want, rtol=1e-6, atol=1e-7)
     texts = ["A cat sat on the mat.", "Astrocytes integrate calcium over their processes."]
     batch = from_texts(graph.encoder, texts, graph.meta)
     ort, _ = onnx_outputs(path, graph, batch)
