@@ -7,7 +7,8 @@ and the padding mask to all ones (padding is the runtime's business: every impor
 takes the padding mask), the bookkeeping becomes constants.  onnxscript's optimizer folds it;
 what remains is matched onto the attention graph by :mod:`compiler.frontends.onnx_patterns`.
 
-``T0`` is a prime that is no dimension of any weight, so a token axis is recognisable by its size.
+``T0`` is a prime that is no dimension of any weight (or, for an export with a fixed input shape,
+its sequence length): the imported graph is per-token, so it takes any number of tokens either way.
 Embedding tables are kept out of folding (a ``Gather`` on a table stays a ``Gather``) so the input
 encoder gets the whole table, not the ``T0`` rows the fixed shape selects.
 """
@@ -64,8 +65,21 @@ def read_model(path: Path):
         raise FrontendError(f"{path}: malformed ONNX graph ({str(exc).splitlines()[0][:120]})") from None
 
 
+def static_tokens(model) -> int | None:
+    """The sequence length of an export with fixed input shapes (its reshapes only work at that length)."""
+    for value in model.graph.inputs:
+        dims = value.shape.dims if value.shape is not None else ()
+        if len(dims) >= 2 and isinstance(dims[1], int) and dims[1] > 1:
+            return int(dims[1])
+    return None
+
+
 def pick_tokens(model) -> int:
-    """A prime token count that is no dimension of any initializer and fits every position table."""
+    """A prime token count that is no dimension of any initializer and fits every position table
+    (or the fixed sequence length of a static export)."""
+    static = static_tokens(model)
+    if static is not None:
+        return static
     dims = {int(d) for v in model.graph.initializers.values() if v.shape is not None for d in v.shape.dims
             if isinstance(d, int)}
     for t in PRIMES:

@@ -135,3 +135,27 @@ def test_minilm_with_pooling_head(tmp_path):
     arrays = output_arrays(net, batch, run(net, batch, backend="golden"))
     assert rel_err(arrays["hidden"], ort["hidden"], batch.mask) <= RTOL
     np.testing.assert_allclose(arrays["embeddings"], ort["embeddings"], rtol=0, atol=1e-5)
+
+
+def test_static_shape_export_runs_at_any_length(tmp_path):
+    """An export with fixed input shapes (1 x 6) imports per token: 9-token batches match torch."""
+    import warnings
+
+    import torch
+
+    from compiler.frontends.onnx_import import load_onnx
+    from runtime.inputs import from_ids
+    from runtime.reference import run_reference
+
+    fx = fixtures_module(tmp_path)
+    module = fx.Outputs(fx.llama("eager"))
+    want = torch_outputs(module, fx.VOCAB, False, batch_one=False)
+    ids = torch.randint(0, fx.VOCAB, (1, 6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (ids, torch.ones_like(ids)), str(tmp_path / "static.onnx"), dynamo=False,
+                          opset_version=17, input_names=["input_ids", "attention_mask"], output_names=["out"])
+    graph = load_onnx(tmp_path / "static.onnx")
+    ids, mask = token_batch(fx.VOCAB)
+    batch = from_ids(graph.encoder, ids, mask)
+    assert rel_err(run_reference(graph, batch.x, mask, "float32").outputs["logits"], want, mask) <= RTOL
