@@ -101,8 +101,9 @@ def input_roles(model, where: str) -> dict[str, str]:
             if value.dtype is not None and value.dtype.is_floating_point() and len(model.graph.inputs) == 1:
                 roles[name] = "vectors"
                 continue
+            cache = " (key/value caches are not supported: export with use_cache=False)" if "past" in name else ""
             raise FrontendError(f"{where}: graph input {name!r} is not one of input_ids, attention_mask, "
-                                "token_type_ids, position_ids; export the model with those inputs")
+                                f"token_type_ids, position_ids{cache}; export the model with those inputs")
     if "tokens" not in roles.values() and "vectors" not in roles.values():
         raise FrontendError(f"{where}: the graph has no 'input_ids' input; export it with input_ids")
     return roles

@@ -286,3 +286,15 @@ def test_matched_graph_is_wired_as_the_builders_wire_it(imported, name):
     graph = MatchAttention().run(imported[name], CompileOptions())
     assert wiring(graph) == wiring(built)
     assert graph.meta["layer_outputs"] == built.meta["layer_outputs"]
+
+
+def test_cache_inputs_are_refused(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    proto = onnx.load(str(model("gpt2_legacy")))
+    proto.graph.input.append(helper.make_tensor_value_info("past_key_values.0.key", TensorProto.FLOAT, [1, 4, 0, 8]))
+    onnx.save(proto, str(tmp_path / "cached.onnx"))
+    with pytest.raises(FrontendError, match=r"graph input 'past_key_values.0.key' is not one of input_ids.*"
+                                            r"key/value caches are not supported"):
+        load_onnx(tmp_path / "cached.onnx")
