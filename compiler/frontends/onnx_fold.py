@@ -15,6 +15,8 @@ encoder gets the whole table, not the ``T0`` rows the fixed shape selects.
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,8 +157,9 @@ def infer_contrib_shapes(model, path: Path):
     import onnx_ir as ir
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-    try:
-        proto = SymbolicShapeInference.infer_shapes(ir.serde.serialize_model(model), auto_merge=True)
+    try:  # in a scratch directory: on incomplete inference it writes a model file into the working directory
+        with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):
+            proto = SymbolicShapeInference.infer_shapes(ir.serde.serialize_model(model), auto_merge=True)
     except Exception:  # noqa: BLE001  (incomplete inference: fold with what onnx's own inference finds)
         return model
     return ir.serde.deserialize_model(proto)
