@@ -16,6 +16,7 @@ from hardware_sim.fixed_point import (
     division,
     exp2,
     exp_fixed,
+    exponent_for,
     quantize,
     quantize_weights,
     reciprocal_fixed,
@@ -227,3 +228,59 @@ def test_weight_exponent_minimises_the_exact_squared_error(im):
                 errs[k] = (sum((Fraction(float(v)) - q * Fraction(2) ** k) ** 2 for v, q in zip(row, mk)), mk)
             best = min(errs, key=lambda k: (errs[k][0], -k))
             assert int(erow) == best and ints(mrow) == errs[best][1]
+
+
+# ---- table builders, exponents, exact paths and refusals ----------------------------------------------
+def test_table_builders_reproduce_the_tables_from_their_definitions(im):
+    """Rebuilding each table now (not at import) from its gate or function gives the model's entries."""
+    from hardware_sim.fixed_point import activations
+    from hardware_sim.fixed_point.activations import GateTable
+    from hardware_sim.fixed_point.tables import make_table
+
+    gates = {"gelu_erf": activations._phi, "gelu_tanh": activations._tanh_gate, "silu": activations._sigmoid}
+    for name, fn in gates.items():
+        table, range_log2 = im.GATES[name]
+        built = GateTable.build(fn, range_log2, 11)
+        assert (built.range_log2, built.index_bits) == (range_log2, 11)
+        assert built.table.tolist() == table, name
+    xs = np.arange(1025) / 1024
+    assert make_table(np.exp2, xs).tolist() == im.EXP2_TABLE
+
+
+def test_exponent_for_is_the_smallest_that_holds_the_range():
+    for top in [1e-9, 0.3, 1.0, 8388607.0, 8388608.0, 3.7e5, 1e12, 2.0**-30, 127.0, 128.0]:
+        for bits, headroom in ((24, 1.0), (8, 1.0), (24, 1.5), (16, 4.0)):
+            e = exponent_for(top, bits, headroom)
+            limit = 2 ** (bits - 1) - 1
+            want = Fraction(top) * Fraction(headroom)
+            assert want <= limit * Fraction(2) ** e, (top, bits, headroom, e)
+            assert not want <= limit * Fraction(2) ** (e - 1), (top, bits, headroom, e)
+    unit = exponent_for(1.0)
+    assert exponent_for(0.0) == exponent_for(float("nan")) == exponent_for(float("inf")) == unit == -22  # (2**23 - 1) 2**-23 < 1
+
+
+def test_wide_operands_take_the_exact_integer_path():
+    """Beyond 2**53 a float product would round: these must still be exact."""
+    x = np.array([[2**50 + 1, -(2**50) + 3, 2**49 + 7]], dtype=np.int64)
+    m = np.array([[127, 127, -128], [1, -1, 3]], dtype=np.int64)
+    want = [[sum(int(a) * int(b) for a, b in zip(x[0], row)) for row in m]]
+    assert exact_matmul(x, m).tolist() == want
+    assert exact_product(x, m.T).tolist() == want
+    with pytest.raises(ValueError, match="63 bits"):
+        exact_product(np.array([[2**40] * 4]), np.array([[2**30]] * 4))
+    with pytest.raises(ValueError, match="fan-in 4194305"):
+        exact_matmul(np.zeros((1, (1 << 22) + 1), np.int64), np.zeros((1, (1 << 22) + 1), np.int64))
+
+
+def test_refusals_without_a_counter_name_the_quantity():
+    from compiler.errors import SimulationError
+
+    with pytest.raises(SimulationError, match=r"^2 non-positive input\(s\) to soma and no saturation counter"):
+        reciprocal_fixed(np.array([0, -3, 5]), 0, -10, None, "soma")
+    with pytest.raises(SimulationError, match=r"^1 non-positive input\(s\) to a division"):
+        rsqrt_fixed(np.array([0, 4]), 0, -10)
+    with pytest.raises(SimulationError, match=r"^1 value\(s\) of ln overflow 24 bits"):
+        saturate(np.array([1 << 23, 5]), 24, None, "ln")
+    counter = SaturationCounter()
+    reciprocal_fixed(np.array([0, -3, 5]), 0, -10, counter)
+    assert counter.to_dict() == {"?": 2}
