@@ -180,6 +180,10 @@ class Tok:
         if bias is not None and not torch.equal(bias, bias[:1].expand(bias.shape)):
             raise FrontendError(f"{where}: adds a different constant at each token; only a bias shared by all "
                                 "tokens (or a position table on the embeddings) is supported")
+        no_bias = bias is None or not torch.any(bias != 0)
+        if static and no_bias and feats == self.width and len(sels) == 1 and torch.all(coefs[0] == 1) and \
+                torch.equal(sels[0][0], torch.arange(feats)):
+            return self.base  # the node itself, in its own order
         if static:
             weight = np.zeros((feats, self.width))
             for s, k in zip(sels, coefs):
