@@ -120,12 +120,16 @@ def test_timeout_stops_the_session(clean, graph, monkeypatch):
 def test_ctrl_c_stops_the_session(clean, graph, monkeypatch):
     slow_kernel(monkeypatch, 30)
     net = compiler.compile(graph, precision="float32", max_tokens=16)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, whatever else installed one
     timer = threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGINT))
-    with Session(net, backend="lava", budget=8, timeout=120) as session:
-        timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            session.feed(PROMPT)
-    timer.cancel()
+    try:
+        with Session(net, backend="lava", budget=8, timeout=120) as session:
+            timer.start()
+            with pytest.raises(KeyboardInterrupt):
+                session.feed(PROMPT)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_a_batch_is_refused(clean, graph):
