@@ -6,7 +6,7 @@ import pytest
 from compiler.frontends.source import load_source, smollm2_gguf
 from runtime.chat import chat_prompt
 
-pytestmark = pytest.mark.crosscheck
+pytestmark = [pytest.mark.crosscheck, pytest.mark.slow]
 
 QUESTIONS = ["What is the capital of France?", "Write   two\nlines, with ümlauts."]
 
