@@ -3,7 +3,7 @@
 all-MiniLM-L6-v2 compiled exact at float32, sentences from tests/fixtures/sentences200.txt, shards of
 16 sentences; each configuration runs ``tripartite run`` as a fresh process and is timed from start
 to merged output (start-up, tokenizing, the local Dask cluster of the 2-worker runs and merging
-included).  The outputs of 1 and 2 workers are compared byte for byte.  Writes
+included), one BLAS thread per process.  The outputs of 1 and 2 workers are compared byte for byte.  Writes
 benchmarks/results/shards.json.
 """
 
@@ -27,7 +27,8 @@ def timed_run(net: Path, texts: Path, backend: str, workers: int, out: Path) -> 
     cmd = [sys.executable, "-m", "runtime.cli", "run", str(net), "--text-file", str(texts), "--backend", backend,
            "--workers", str(workers), "--shard-size", "16", "-o", str(out)]
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, env={**os.environ, "MPLBACKEND": "Agg"})
+    env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, env=env)
     return time.perf_counter() - start
 
 
