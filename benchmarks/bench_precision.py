@@ -132,7 +132,7 @@ class SharedCalibration:
         return self.result
 
 
-def run_model(name: str, prompts: int | None, batch: int = 25) -> dict:
+def run_model(name: str, prompts: int | None, steps: int = len(STEPS), skip: int = 0, batch: int = 25) -> dict:
     build, default = MODELS[name]
     graph, kwargs, (x, mask), task = build(prompts or default)
     role = "logits" if task == "decoder" else "hidden"
@@ -143,13 +143,13 @@ def run_model(name: str, prompts: int | None, batch: int = 25) -> dict:
     rows = []
     shared = SharedCalibration()
     quantize_pass.calibration_run = shared
-    for step, options in STEPS:
+    for step, options in STEPS[skip:steps]:
         start = time.perf_counter()
         try:
             net = compiler.compile(graph, lowering="exact", precision="loihi2", **kwargs, **options)
         finally:
             quantize_pass.calibration_run = shared.original
-        compile_s = time.perf_counter() - start - (shared.seconds if step == STEPS[0][0] else 0.0)
+        compile_s = time.perf_counter() - start - (shared.seconds if step == STEPS[skip][0] else 0.0)
         quantize_pass.calibration_run = shared
         start = time.perf_counter()
         got = np.concatenate([simulate(net, x[i:i + batch], mask[i:i + batch], precision="loihi2").outputs[role]
@@ -184,12 +184,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="llama,gpt2,minilm,smollm2", help="comma-separated: " + ", ".join(MODELS))
     ap.add_argument("--prompts", type=int, default=None, help="prompts / sentences per model (default: all)")
+    ap.add_argument("--steps", type=int, default=len(STEPS), help="run only the first N steps")
+    ap.add_argument("--skip", type=int, default=0, help="skip the first N steps (byte ratios: to the first run)")
     ap.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/precision.json")
     args = ap.parse_args(argv)
     results = {}
     for name in args.models.split(","):
         print(f"== {name}", flush=True)
-        results[name] = run_model(name, args.prompts)
+        results[name] = run_model(name, args.prompts, args.steps, args.skip)
     print_table(results)
     if not args.no_write:
         RESULT.parent.mkdir(parents=True, exist_ok=True)

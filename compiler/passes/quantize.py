@@ -228,6 +228,7 @@ def split_outlier_groups(net, values, mask, ranges, ratio: float) -> list[str]:
 
 def quantize_synapses(net, values, mask, ranges, options: CompileOptions) -> None:
     """Outlier groups, rounding of every weighted group, residual groups of q/k maps (options)."""
+    values = dict(values)  # relay populations add theirs; the caller's run stays as it was
     if options.outlier_ratio > 0:
         split_outlier_groups(net, values, mask, ranges, options.outlier_ratio)
     residuals = []
