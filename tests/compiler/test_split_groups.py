@@ -126,3 +126,13 @@ def test_bad_options_are_one_line_errors():
         CompileOptions(rounding="floor")
     with pytest.raises(TripartiteError, match="--outlier-ratio must be >= 0"):
         CompileOptions(outlier_ratio=-1.0)
+
+
+def test_calibration_values_are_left_as_they_were():
+    from compiler.passes.quantize import quantize_synapses
+
+    x = loud_inputs(1)
+    values = {"in": x}
+    quantize_synapses(linear_net(), values, np.ones(x.shape[:2], bool), {},
+                      CompileOptions(precision="loihi2", outlier_ratio=20.0))
+    assert list(values) == ["in"] and values["in"] is x  # a shared calibration run can serve the next compile
