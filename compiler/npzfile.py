@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 import tokenize
 import zipfile
+import zlib
 from typing import IO
 
 import numpy as np
@@ -18,9 +19,10 @@ import numpy as np
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 # What numpy.load raises on a corrupt or hostile archive: a bad zip, a bad .npy header (parsed with
-# Python's tokenizer and literal_eval), truncated data, an absurd shape.
+# Python's tokenizer and literal_eval), truncated or undecompressable data, a compression method zipfile
+# lacks, an absurd shape.
 READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, SyntaxError,
-               tokenize.TokenError, struct.error, MemoryError, OverflowError)
+               tokenize.TokenError, struct.error, MemoryError, OverflowError, NotImplementedError, zlib.error)
 
 
 def write_npz(handle: IO[bytes], arrays: dict[str, np.ndarray], compress: bool = False) -> None:

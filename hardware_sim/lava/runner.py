@@ -96,9 +96,9 @@ def run_lava(net, x, mask=None, precision: str = "float32", granularity: str = "
         worker = ctx.Process(target=worker_main, name="tripartite-lava",
                              args=(sender, net, plan, stream, tag, error_file, shm_log, granularity != "fine",
                                    progress is not None, records))
-        worker.start()
-        sender.close()
-        try:
+        try:  # started inside: a signal arriving while the fork returns still reaches shut_down
+            worker.start()
+            sender.close()
             outputs, run_seconds, traces, counts = supervise(worker, receiver, error_file, start, timeout, progress,
                                                              plan)
         finally:
@@ -190,8 +190,10 @@ def shut_down(worker, receiver, shm_log: str) -> None:
     20 ms or more; the worker still stops the runtime itself if it gets there first.
     """
     pgid = worker.pid
-    for _ in range(100):
+    mapped: set[str] = set()
+    for _ in range(100 if pgid is not None else 0):
         members = group_members(pgid)
+        mapped |= mapped_segments(members)  # also those the log missed
         if not members and not worker.is_alive():
             break
         try:
@@ -199,16 +201,29 @@ def shut_down(worker, receiver, shm_log: str) -> None:
         except (ProcessLookupError, PermissionError):
             pass
         worker.join(timeout=0.05)
-    worker.join(timeout=1.0)
+    if pgid is not None:
+        worker.join(timeout=1.0)
     receiver.close()
-    unlink_segments(shm_log)
+    unlink_segments(shm_log, mapped)
 
 
-def unlink_segments(shm_log: str) -> None:
-    if not os.path.exists(shm_log):
-        return
-    with open(shm_log) as fh:
-        names = {line.strip() for line in fh if line.strip()}
+def mapped_segments(pids) -> set[str]:
+    """Names of the ``/dev/shm/psm_*`` segments the processes ``pids`` have mapped (from /proc)."""
+    names = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/maps") as fh:
+                names |= {line.split("/dev/shm/", 1)[1].split()[0] for line in fh if "/dev/shm/psm_" in line}
+        except OSError:
+            continue
+    return names
+
+
+def unlink_segments(shm_log: str, extra=()) -> None:
+    names = set(extra)
+    if os.path.exists(shm_log):
+        with open(shm_log) as fh:
+            names |= {line.strip() for line in fh if line.strip()}
     for name in names:
         try:
             os.unlink(f"/dev/shm/{name.lstrip('/')}")
