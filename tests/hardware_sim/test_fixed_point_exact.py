@@ -255,8 +255,8 @@ def test_exponent_for_is_the_smallest_that_holds_the_range():
             want = Fraction(top) * Fraction(headroom)
             assert want <= limit * Fraction(2) ** e, (top, bits, headroom, e)
             assert not want <= limit * Fraction(2) ** (e - 1), (top, bits, headroom, e)
-    unit = exponent_for(1.0)
-    assert exponent_for(0.0) == exponent_for(float("nan")) == exponent_for(float("inf")) == unit == -22  # (2**23 - 1) 2**-23 < 1
+    unit = exponent_for(1.0)  # -22: (2**23 - 1) 2**-23 < 1
+    assert exponent_for(0.0) == exponent_for(float("nan")) == exponent_for(float("inf")) == unit == -22
 
 
 def test_wide_operands_take_the_exact_integer_path():
