@@ -10,11 +10,13 @@ process and no ``/dev/shm/psm_*`` segment outlives the call.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,7 @@ from hardware_sim.lava.schedule import make_plan
 PRECISIONS = {"float32": (np.float32, "floating_pt"), "float64": (np.float64, "floating_pt"),
               "loihi2": (np.float64, "fixed_pt")}
 LAVA_MP = "lava.magma.runtime.message_infrastructure.multiprocessing"
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class LavaTimeoutError(SimulationError):
@@ -182,13 +185,44 @@ def group_members(pgid: int) -> list[int]:
     return pids
 
 
+@contextlib.contextmanager
+def signals_held():
+    """Hold SIGINT, SIGTERM and SIGHUP until the block ends, then deliver the first one that came.
+
+    Cleanup runs inside it, so Ctrl-C or a ``timeout`` arriving while the worker's group is being
+    killed cannot cut the cleanup short and leave segments behind.  Main thread only (elsewhere
+    Python delivers no signals).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in HELD_SIGNALS}
+    for sig in HELD_SIGNALS:
+        signal.signal(sig, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        if held:
+            signal.raise_signal(held[0])
+
+
 def shut_down(worker, receiver, shm_log: str) -> None:
     """Kill the worker's process group and unlink the shared-memory segments it created.
 
     Called once the results are in (or on any failure): killing the group ends the worker and
     every Lava process at once, which takes about a millisecond where Lava's own ``stop`` takes
-    20 ms or more; the worker still stops the runtime itself if it gets there first.
+    20 ms or more; the worker still stops the runtime itself if it gets there first.  Signals
+    arriving meanwhile are held until the cleanup is done (:func:`signals_held`).
     """
+    with signals_held():
+        kill_group(worker, receiver, shm_log)
+
+
+def kill_group(worker, receiver, shm_log: str) -> None:
+    """SIGKILL the worker's group until it is empty, then unlink every segment logged or still mapped."""
     pgid = worker.pid
     mapped: set[str] = set()
     for _ in range(100 if pgid is not None else 0):

@@ -101,8 +101,8 @@ def assert_nothing_left(tag: str, segments: set[str], seconds: float = 15) -> No
                                               ("fused", signal.SIGHUP)])
 def test_signal_stops_a_lava_run_like_ctrl_c(files, tmp_path, granularity, sig):
     tag = uuid.uuid4().hex
-    proc = start(tag, "run", files / "bert.tpn", "--text-file", files / "texts.txt", "--backend", "lava",
-                 "--granularity", granularity, "--workers", "1", "-o", tmp_path / "out.npz")
+    proc = start(tag, "run", files / "bert.tpn", "--text-file", files / "long.txt", "--backend", "lava",
+                 "--granularity", granularity, "--workers", "1", "--shard-size", "64", "-o", tmp_path / "out.npz")
     segments = wait_for_lava(proc, tag)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
@@ -172,3 +172,26 @@ def test_group_killed_halfway_resumes_to_the_same_bytes(files, tmp_path):
     assert out.read_bytes() == reference.read_bytes()
     with np.load(out, allow_pickle=False) as data:
         assert data["hidden"].shape[0] == 8
+
+
+def test_a_signal_during_cleanup_waits_until_the_cleanup_is_done():
+    """The Lava runner's cleanup holds SIGTERM (as Ctrl-C and SIGHUP) and delivers it afterwards."""
+    from hardware_sim.lava.runner import signals_held
+
+    steps = []
+
+    def handler(signum, frame):
+        steps.append("handler")
+        raise RuntimeError("stopped")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        with pytest.raises(RuntimeError, match="stopped"):
+            with signals_held():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+                steps.append("cleanup done")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert steps == ["cleanup done", "handler"]
+    assert signal.getsignal(signal.SIGTERM) is previous
