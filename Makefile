@@ -11,7 +11,7 @@ TORCH  := torch==2.13.0
 TRANSFORMERS := transformers>=5,<6
 NIRTORCH := nirtorch==2.6
 
-.PHONY: setup demo test test-slow test-crosscheck bench lint clean fixtures fuzz mutation
+.PHONY: setup demo test test-slow test-crosscheck bench lint clean fixtures fuzz mutation fuzz mutation
 
 setup: $(STAMP)
 
@@ -57,11 +57,13 @@ bench: setup
 # inputs tried per target in benchmarks/results/fuzz.json, crashing inputs in tests/fuzz/crashes/.
 FUZZ_SECONDS ?= 60
 fuzz: setup
+	$(PIP) install -q atheris==3.0.0
 	$(PY) tests/fuzz/run_fuzz.py --seconds $(FUZZ_SECONDS)
 
 # mutmut over the integer arithmetic, the golden simulator and the Lava schedule, in a scratch copy;
 # kill rate and survivors in benchmarks/results/mutation.json.
 mutation: setup
+	$(PIP) install -q mutmut==3.8.1
 	$(PY) tools/mutation.py
 
 lint: setup
