@@ -25,6 +25,34 @@ READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeE
                tokenize.TokenError, struct.error, MemoryError, OverflowError, NotImplementedError, zlib.error)
 
 
+def read_npz(path, what: str = "inputs") -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` file ``path`` (read with ``allow_pickle=False``).
+
+    Raises
+    ------
+    InputError, one line naming ``path``: missing, not an archive, unreadable, or an entry that is
+    not an array (``what`` names the file's role in the message).
+    """
+    from pathlib import Path
+
+    from compiler.errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{path}: not an .npz archive")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except READ_ERRORS as exc:
+        raise InputError(f"{path}: unreadable {what} ({exc})") from None
+    odd = next((k for k, v in arrays.items() if not isinstance(v, np.ndarray)), None)
+    if odd is not None:
+        raise InputError(f"{path}: unreadable {what} (entry {odd!r} is not an array)")
+    return arrays
+
+
 def write_npz(handle: IO[bytes], arrays: dict[str, np.ndarray], compress: bool = False) -> None:
     """Write ``arrays`` to the binary file ``handle`` as an ``.npz`` archive (deflated when ``compress``).
 

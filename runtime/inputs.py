@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from compiler.errors import InputError
-from compiler.npzfile import READ_ERRORS
+from compiler.npzfile import read_npz
 from hardware_sim.inputs import check_tokens
 
 
@@ -51,18 +50,7 @@ def load_npz_inputs(path: str | Path, encoder, width: int) -> Batch:
     (B, T, width) (+ ``mask``) or ``images`` (B, H, W) for image models; optional ``labels`` (B,)
     (class labels for the task-level accuracy of ``verify``).  Read with ``allow_pickle=False``."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    if not zipfile.is_zipfile(path):
-        raise InputError(f"{path}: not an .npz archive")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-        odd = next((k for k, v in arrays.items() if not isinstance(v, np.ndarray)), None)
-        if odd is not None:
-            raise ValueError(f"entry {odd!r} is not an array")
-    except READ_ERRORS as exc:
-        raise InputError(f"{path}: unreadable inputs ({exc})") from exc
+    arrays = read_npz(path)
     batch = batch_from_arrays(path, arrays, encoder, width)
     if "labels" in arrays:
         labels = np.asarray(arrays["labels"])

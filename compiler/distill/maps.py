@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from compiler.errors import InputError
+from compiler.npzfile import read_npz
 
 FORMAT = "tripartite-feature-maps"
 VERSION = 1
@@ -94,11 +95,7 @@ def load_maps(path: str | Path) -> FeatureMaps:
         raise InputError(f"--feature-maps {path}: no such file; write one with `tripartite distill`")
     if not zipfile.is_zipfile(path):
         raise InputError(f"{path}: not an .npz feature-maps file; write one with `tripartite distill`")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: np.asarray(data[k]) for k in data.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise InputError(f"{path}: unreadable feature-maps file ({exc})") from None
+    arrays = read_npz(path, "feature-maps file")
     meta = parse_meta(path, arrays.pop("meta", None))
     layers = {}
     for name in meta["layers"]:

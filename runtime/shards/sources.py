@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from compiler.errors import InputError
-from compiler.npzfile import READ_ERRORS
+from compiler.npzfile import read_npz
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
@@ -105,23 +104,6 @@ def text_shards(numbered: list[tuple[int, str]], shard_size: int, unit: str = "l
     return shards
 
 
-def npz_arrays(path: str | Path) -> dict[str, np.ndarray]:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    if not zipfile.is_zipfile(path):
-        raise InputError(f"{path}: not an .npz archive")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except READ_ERRORS as exc:
-        raise InputError(f"{path}: unreadable inputs ({exc})") from None
-    odd = next((k for k, v in arrays.items() if not isinstance(v, np.ndarray)), None)
-    if odd is not None:
-        raise InputError(f"{path}: unreadable inputs (entry {odd!r} is not an array)")
-    return arrays
-
-
 def array_shards(path: str | Path, arrays: dict[str, np.ndarray], shard_size: int) -> list[Shard]:
     """Rows of the batch arrays (``input_ids``/``x``/``images`` decide the batch size)."""
     main = next((arrays[k] for k in ("input_ids", "x", "images") if k in arrays), None)
@@ -147,7 +129,7 @@ def make_shards(args, shard_size: int) -> tuple[list[Shard], str]:
     if shard_size < 1:
         raise InputError(f"--shard-size {shard_size}: give a positive number of sequences per shard")
     if getattr(args, "inputs", None):
-        return array_shards(args.inputs, npz_arrays(args.inputs), shard_size), str(args.inputs)
+        return array_shards(args.inputs, read_npz(args.inputs), shard_size), str(args.inputs)
     if getattr(args, "text_file", None):
         return text_shards(numbered_texts(args.text_file), shard_size), str(args.text_file)
     return text_shards(list(enumerate(args.text, start=1)), shard_size, unit="text"), "--text"
