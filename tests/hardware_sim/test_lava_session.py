@@ -23,39 +23,6 @@ pytestmark = pytest.mark.lava
 PROMPT = np.array([[3, 14, 15, 92, 65]])
 
 
-def children() -> set[int]:
-    me, found = os.getpid(), set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == me:
-                found.add(int(entry))
-    return found
-
-
-def segments() -> set[str]:
-    return {n for n in os.listdir("/dev/shm") if n.startswith("psm_")}
-
-
-@pytest.fixture
-def clean():
-    """The test leaves no child process and no new shared-memory segment."""
-    before_children, before_segments = children(), segments()
-    yield
-    new = set()
-    for _ in range(20):
-        new = segments() - before_segments
-        if not new and children() <= before_children:
-            break
-        time.sleep(0.25)
-    assert children() <= before_children
-    assert not new
-
-
 @pytest.fixture(scope="module")
 def graph():
     return random_llama(seed=5)
