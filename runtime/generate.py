@@ -71,10 +71,6 @@ class Generation:
     def new_tokens(self) -> int:
         return int(self.lengths.sum())
 
-    def tokens_per_second(self) -> float:
-        """New tokens per second of the whole generation (prompt included)."""
-        return self.new_tokens / self.seconds if self.seconds > 0 else float("inf")
-
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays of the ``generate -o`` contract."""
         return {"input_ids": self.input_ids, "mask": self.mask, "generated_ids": self.generated_ids,
