@@ -77,6 +77,51 @@ def distill_minilm(features: int, window: int, epochs: int, texts: int, joint: i
     return path
 
 
+def long_calibration(graph, count: int, seed: int = 5, low: int = 100, high: int = 250):
+    """``count`` calibration texts of ``low``-``high`` tokens cut from the shipped corpus (the held-out
+    lengths; the held-out sentences are not in it)."""
+    from compiler.distill.corpus import calibration_texts
+
+    texts = calibration_texts(8 * count, seed, max_paragraphs=4)
+    batch = from_texts(graph.encoder, texts, graph.meta)
+    lengths = batch.mask.sum(1)
+    keep = np.flatnonzero((lengths >= low) & (lengths <= high))[:count]
+    T = int(lengths[keep].max())
+    return batch.x[keep, :T], batch.mask[keep, :T]
+
+
+def joint_path(features: int, window: int, steps: int) -> Path:
+    return MAPS / f"minilm_f{features}_w{window}_joint{steps}.npz"
+
+
+def joint_minilm(features: int, window: int, steps: int, texts: int, lr: float, epochs: int, layer_texts: int) -> Path:
+    """Joint tuning (torch, float32, one chunk of 4 texts per Adam step) of the cached layer-by-layer maps on
+    ``texts`` calibration texts of 100-250 tokens."""
+    import torch
+
+    path = joint_path(features, window, steps)
+    if path.exists():
+        return path
+    torch.set_num_threads(1)
+    graph = load_source(str(minilm_dir()))
+    maps = load_maps(distill_minilm(features, window, epochs, layer_texts, 0))
+    x, mask = long_calibration(graph, texts)
+    print(f"joint tuning f{features} w{window}: {len(mask)} texts of {mask.sum(1).min()}-{mask.sum(1).max()} tokens")
+    start = time.perf_counter()
+
+    def progress(_, step, total):
+        if step % 10 == 0 or step == total:
+            print(f"  joint f{features} w{window} {step}/{total} {time.perf_counter() - start:.0f} s", flush=True)
+
+    tuned = joint_tune(graph, x, mask, maps, steps, lr=lr, progress=progress, dtype=np.float32, stochastic=True)
+    tuned.report["joint"].update(seconds=time.perf_counter() - start, lr=lr)
+    history = tuned.report["joint"]["history"]
+    print("  loss by tenths:", [round(float(np.mean(history[i:i + max(steps // 10, 1)])), 4)
+                                for i in range(0, steps, max(steps // 10, 1))], flush=True)
+    tuned.save(path)
+    return path
+
+
 def embedding_cosines(net, batch, reference) -> np.ndarray:
     hidden = simulate(net, batch.x, batch.mask).outputs["hidden"]
     return (mean_pool(hidden, batch.mask) * reference).sum(-1)
@@ -206,12 +251,20 @@ def main() -> int:
     parser.add_argument("--configs", default=CONFIGS, help="MiniLM map sets F:W (2m features, window), comma-separated")
     parser.add_argument("--distill-only", metavar="F:W", help="distill one MiniLM map set and stop")
     parser.add_argument("--llama-only", action="store_true", help="only the random LLaMA decoder part")
+    parser.add_argument("--joint-only", metavar="F:W", help="jointly tune one cached MiniLM map set and stop")
+    parser.add_argument("--joint-texts", type=int, default=48, help="texts of 100-250 tokens for joint tuning")
+    parser.add_argument("--joint-lr", type=float, default=3e-3, help="Adam learning rate of joint tuning")
     parser.add_argument("--parts", default="baselines,learned,llama",
                         help="what to measure (merged into learned.json): baselines, learned, sources, llama")
     args = parser.parse_args()
     if args.distill_only:
         features, window = (int(v) for v in args.distill_only.split(":"))
         print(distill_minilm(features, window, args.epochs, args.texts, args.joint_steps))
+        return 0
+    if args.joint_only:
+        features, window = (int(v) for v in args.joint_only.split(":"))
+        print(joint_minilm(features, window, args.joint_steps, args.joint_texts, args.joint_lr, args.epochs,
+                           args.texts))
         return 0
     if args.llama_only:
         print(json.dumps(llama_rows(64, 32, args.epochs, args.joint_steps), indent=2))

@@ -17,7 +17,7 @@ from scipy.optimize import minimize
 from compiler.attention import AttentionGraph
 from compiler.distill.hedgehog import logits, row_loss, softmax_rows, window_slots
 from compiler.distill.maps import ARRAYS, FeatureMaps, LayerMaps
-from compiler.distill.surrogate import attention_visibility, run_surrogate, split
+from compiler.distill.surrogate import attention_visibility, split
 from compiler.errors import InputError
 
 
@@ -157,18 +157,39 @@ def distill_graph(graph: AttentionGraph, x: np.ndarray, mask: np.ndarray, option
         return fit_all(graph, x, mask, options, progress)
 
 
+class Fitted(Exception):  # noqa: N818 (a signal that ends the walk, not an error)
+    """Raised inside the graph walk once the last attention node is fitted: nothing after it is needed."""
+
+
 def fit_all(graph, x, mask, options, progress):
-    attention = [graph.node(n) for n in graph.order() if graph.node(n).kind == "attention"]
+    """One walk through the graph in order: each attention node is fitted on the queries and keys it
+    receives from the layers before it (already converted), then computed by its learned circuit."""
+    from compiler.attention import EvalContext
+    from compiler.distill.surrogate import learned_attention
+    from compiler.interpret import interpret
+
+    attention = [n for n in graph.order() if graph.node(n).kind == "attention"]
     if not attention:
         raise InputError(f"model {graph.name!r} has no attention node to distill")
     maps = FeatureMaps(window=options.window, source=graph.name)
     rng = np.random.default_rng(options.seed)
     m = options.features // 2
-    for att in attention:
-        inputs = graph.inputs_of(att.name)
-        values = run_surrogate(graph, x, mask, maps, keep=[inputs["q"], inputs["k"], inputs["v"]])
-        q, k, _ = split(att, {port: values[inputs[port]] for port in ("q", "k", "v")})
-        init = LayerMaps.initial(rng, att.n_heads, att.n_kv_heads, att.head_dim, m, att.scale)
-        chunks = chunks_for(att, q, k, mask, options, rng)
-        maps.layers[att.name], maps.report[att.name] = fit_layer(att, chunks, init, options, progress)
+    B, T = mask.shape
+    ctx = EvalContext(dtype=np.float64, mask=mask, positions=np.broadcast_to(np.arange(T), (B, T)))
+
+    def evaluate(op, args):
+        if op.kind != "attention":
+            return op.evaluate(args, ctx).astype(np.float64, copy=False)
+        q, k, _ = split(op, args)
+        init = LayerMaps.initial(rng, op.n_heads, op.n_kv_heads, op.head_dim, m, op.scale)
+        chunks = chunks_for(op, q, k, mask, options, rng)
+        maps.layers[op.name], maps.report[op.name] = fit_layer(op, chunks, init, options, progress)
+        if op.name == attention[-1]:
+            raise Fitted
+        return learned_attention(op, args, mask, maps.layers[op.name], options.window)
+
+    try:
+        interpret(graph, {graph.input_node(): np.asarray(x, np.float64)}, evaluate, (), "distill")
+    except Fitted:
+        pass
     return maps
