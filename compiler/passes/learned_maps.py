@@ -19,9 +19,6 @@ def feature_maps(options) -> FeatureMaps:
 
 def learned_attributes(att, options) -> dict:
     """FeaturePopulation attributes of attention node ``att``: m, the maps and the window."""
-    if options.precision == "loihi2":
-        raise InputError(f"node {att.name!r}: the learned lowering has no loihi2 integer behaviour yet; compile it "
-                         "with --precision float64 or float32")
     maps = feature_maps(options)
     if att.name not in maps.layers:
         raise InputError(f"feature maps have no entry for attention node {att.name!r} (they hold "
@@ -32,4 +29,7 @@ def learned_attributes(att, options) -> dict:
     if window != maps.window:
         raise InputError(f"--window {window}: the feature maps were fitted for a window of {maps.window}; "
                          f"distill them with --window {window}")
+    if window and options.precision == "loihi2":
+        raise InputError(f"node {att.name!r}: the loihi2 precision runs learned circuits without a window; "
+                         "compile with --window 0 (maps distilled without a window) or a float precision")
     return dict(m=2 * layer.m, window=window, **layer.as_dict())

@@ -16,7 +16,8 @@ Each node's ``quant`` records (formats in docs/fixed_point.md; value = integer *
                           arithmetic uses), w_bits (8), w_rel_error (relative RMS error, per row)
     population            in_exp (the summed or product input u), exp (after the response)
     norm_astrocyte        gain_exp (1/sqrt(var + eps)), w_exp (24-bit gain weights), exp
-    features              score_exp (scale q.k, Cauchy-Schwarz bound), exp (feature activity)
+    features              score_exp (scale q.k, Cauchy-Schwarz bound), exp (feature activity);
+                          learned maps: {q,k}_w_exp, {q,k}_logit_exp (:mod:`.quantize_learned`)
     hebbian_synapses      w_exp (24-bit plastic weights), exp (read-out u)
     astrocyte             calcium_exp, soma_exp (z; exact circuits: range at least the slot count),
                           recip_exp (1/z), exp (gated output)
@@ -34,6 +35,7 @@ import numpy as np
 
 from compiler.errors import InputError
 from compiler.passes.base import CompileOptions, Pass
+from compiler.passes.quantize_learned import learned_ranges, record_learned
 from compiler.passes.rounding import round_group, second_moment
 from compiler.passes.split_groups import QK, add_residual, outlier_channels, split_outliers
 from hardware_sim.fixed_point import STATE_BITS, WEIGHT_BITS, dequantize_weights, exponent_for, quantize_weights
@@ -262,6 +264,8 @@ def _norm(op, r):
 def _features(op, r):
     _activity(op, r)
     op.quant["score_exp"] = state_exp(r.get("score", 1.0))
+    if op.lowering == "learned":
+        record_learned(op, r, state_exp)
 
 
 def _hebbian(op, r):
@@ -292,6 +296,7 @@ class Quantize(Pass):
         res = calibration_run(graph, x, mask)
         ranges = simulated_ranges(graph, x, mask, res)
         exact_soma_bounds(graph, ranges)
+        learned_ranges(graph, res.values, mask, ranges)
         quantize_synapses(graph, res.values, mask, ranges, options)
         for name in graph.order():
             op = graph.node(name)

@@ -110,10 +110,15 @@ def causal_visibility(T: int, n: int, start: int, group: int) -> np.ndarray:
 
 @fixed_behaviour("features")
 def features(op, args, run):
-    """Exact slots: write-phase firing and stored keys, read-phase potentials (module docstring)."""
+    """Exact slots: write-phase firing and stored keys, read-phase potentials (module docstring);
+    learned maps: :func:`~hardware_sim.golden.fixed_learned.learned_features`."""
+    if op.lowering == "learned":
+        from hardware_sim.golden.fixed_learned import learned_features
+
+        return learned_features(op, args, run, FixedFeatures)
     if op.lowering != "exact":
         raise SimulationError(f"golden loihi2: node {op.name!r} uses the {op.lowering!r} lowering; the loihi2 "
-                              "precision supports exact circuits; compile with lowering='exact'")
+                              "precision supports exact and learned circuits; compile with lowering='exact'")
     key: Fx = args["key"]
     query: Fx = args["query"]
     schedule = run.schedule(op.schedule)

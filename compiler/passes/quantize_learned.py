@@ -1,0 +1,90 @@
+"""``loihi2`` exponents of ``learned`` circuits (distilled Hedgehog maps), for the quantize pass.
+
+Per feature population (``side`` q or k):
+
+    {side}_w_exp      one exponent per head and map column (the synapse row of one feature neuron),
+                      8-bit mantissas (:func:`hardware_sim.fixed_point.quantize_weights`); the maps
+                      left in the node are the values the mantissas hold
+    {side}_logit_exp  the logits ``z = x W + b`` (calibrated max |z|, factor-2 headroom)
+
+Context bounds (any input up to the schedule's ``max_tokens`` T is free of saturation, as the slot
+count bounds an exact soma): every feature response is at most 1 and each half sums to 1, so
+calcium ``c_j <= T``, the soma ``z = c.f(q) <= 2T``, the Hebbian weights ``|H| <= max|v| T`` and the
+read-out ``|u| <= max|v| z``.  The ranges are raised to these bounds.  A read of a written token sees
+at least its own key, so ``z >= f(q_t).f(k_t)``: the reciprocal's range covers the smallest such
+self-similarity of the calibration tokens.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hardware_sim.fixed_point import quantize_weights
+from hardware_sim.golden.features import heads
+from hardware_sim.golden.fixed_learned import map_columns
+
+SIDES = {"q": ("query", "n_heads"), "k": ("key", "n_kv_heads")}
+
+
+def learned_nodes(net):
+    return [op for op in net.of_kind("features") if op.lowering == "learned"]
+
+
+def _max_abs_masked(a, mask) -> float:
+    a = np.asarray(a, dtype=np.float64)  # (B, N, T, n)
+    a = np.where(mask[:, None, :, None], a, 0.0)
+    return float(np.abs(a).max(initial=0.0))
+
+
+def learned_ranges(net, values, mask, ranges) -> None:
+    """Logit ranges of every learned population and the context bounds of its circuit (module docstring)."""
+    for op in learned_nodes(net):
+        inputs = net.inputs_of(op.name)
+        r = ranges.setdefault(op.name, {})
+        for side, (port, count) in SIDES.items():
+            x = heads(np.asarray(values[inputs[port]], np.float64), getattr(op, count))
+            z = x @ getattr(op, f"{side}_weight")[None] + getattr(op, f"{side}_bias")[None, :, None, :]
+            r[f"{side}_logit"] = _max_abs_masked(z, mask)
+        r["value"] = max(r.get("value", 0.0), 1.0)  # softmax responses lie in [0, 1]
+        context_bounds(net, op, ranges, self_similarity(op, values, inputs, mask))
+
+
+def self_similarity(op, values, inputs, mask) -> float:
+    """The smallest ``f(q_t).f(k_t)`` over calibration tokens: a read of a written token sees at least
+    its own key, so its soma ``z`` is at least this (the reciprocal's range)."""
+    from compiler.distill.hedgehog import hedgehog
+
+    q = heads(np.asarray(values[inputs["query"]], np.float64), op.n_heads)
+    k = heads(np.asarray(values[inputs["key"]], np.float64), op.n_kv_heads)
+    fq = hedgehog(q, op.q_weight, op.q_bias)
+    fk = np.repeat(hedgehog(k, op.k_weight, op.k_bias), op.n_heads // op.n_kv_heads, axis=1)
+    s = (fq * fk).sum(-1)  # (B, H, T)
+    s = s.transpose(0, 2, 1)[mask]
+    return float(s.min()) if s.size else 1.0
+
+
+def context_bounds(net, feats, ranges, smallest: float) -> None:
+    T = float(net.node(feats.schedule).max_tokens)
+    for name in net.g.successors(feats.name):
+        op = net.node(name)
+        r = ranges.setdefault(name, {})
+        if op.kind == "astrocyte":
+            r["calcium"] = max(r.get("calcium", 0.0), T)
+            r["soma_sum"] = max(r.get("soma_sum", 0.0), 2 * T)
+            r["soma_min"] = min(r.get("soma_min", 1.0), smallest)
+        elif op.kind == "hebbian_synapses":
+            teacher = ranges.get(net.inputs_of(name)["teacher"], {}).get("value", 1.0)
+            r["weights"] = max(r.get("weights", 0.0), teacher * T)
+            r["value"] = max(r.get("value", 0.0), teacher * 2 * T)
+
+
+def record_learned(op, r, state_exp) -> None:
+    """Column exponents and logit exponents of a learned population; its maps rounded in place."""
+    for side in SIDES:
+        weight = getattr(op, f"{side}_weight")
+        N, d, n = weight.shape
+        mant, e = quantize_weights(map_columns(weight), axis=0)
+        held = np.ldexp(mant.astype(np.float64), e[:, None]).reshape(N, n, d)
+        setattr(op, f"{side}_weight", np.ascontiguousarray(np.swapaxes(held, 1, 2)))
+        op.quant[f"{side}_w_exp"] = [int(v) for v in e]
+        op.quant[f"{side}_logit_exp"] = state_exp(r.get(f"{side}_logit", 1.0))
