@@ -25,8 +25,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from compiler.errors import SimulationError
-from hardware_sim.fixed_point import INT, STATE_BITS, TABLE_FRAC, exact_product, exp_fixed, quantize, \
-    reciprocal_fixed, saturate, shift
+from hardware_sim.fixed_point import (
+    INT,
+    STATE_BITS,
+    TABLE_FRAC,
+    exact_product,
+    exp_fixed,
+    quantize,
+    reciprocal_fixed,
+    saturate,
+    shift,
+)
 from hardware_sim.golden.features import heads
 from hardware_sim.golden.fixed_neurons import mantissas
 from hardware_sim.golden.fixed_registry import Fx, qexp

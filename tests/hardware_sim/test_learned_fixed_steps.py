@@ -1,0 +1,126 @@
+"""The integer steps of learned feature populations (map synapses, divisive softmax halves) bit for bit
+against the independent Python-int model in conftest.py, and close to the float Hedgehog maps."""
+
+from collections import Counter
+from fractions import Fraction
+from itertools import product
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from compiler.distill.hedgehog import hedgehog
+from compiler.errors import SimulationError
+from hardware_sim.fixed_point import SaturationCounter, quantize_weights, to_float
+from hardware_sim.golden.fixed_learned import (
+    MapParams,
+    hedgehog_step,
+    logits_step,
+    map_columns,
+    map_params,
+    normalise_step,
+)
+
+RNG = np.random.default_rng(11)
+
+
+def rand(shape, bits):
+    mags = np.floor(2.0 ** RNG.uniform(0, bits, shape)).astype(np.int64)
+    return np.where(RNG.random(shape) < 0.5, -mags, mags)
+
+
+def check(counter: SaturationCounter, model: Counter):
+    assert counter.to_dict() == {k: v for k, v in sorted(model.items()) if v}
+
+
+def learned_op(N=2, d=3, n=4, z_exp=-16, f_exp=-22, seed=0, spread=6):
+    """Columns of magnitudes 2**-spread .. 2**spread: one exponent each."""
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((N, d, n)) * 2.0 ** rng.integers(-spread, spread + 1, (N, 1, n))
+    bias = rng.standard_normal((N, n))
+    _, e = quantize_weights(map_columns(weight), axis=0)
+    quant = {"exp": f_exp, "k_w_exp": [int(v) for v in e], "k_logit_exp": z_exp}
+    return SimpleNamespace(name="f", kind="features", k_weight=weight, k_bias=bias, quant=quant)
+
+
+def test_map_params_are_8_bit_column_mantissas_and_a_rounded_bias(im):
+    op = learned_op()
+    p = map_params(op, "k", -12)
+    N, d, n = op.k_weight.shape
+    for h, j, i in product(range(N), range(n), range(d)):
+        e = op.quant["k_w_exp"][h * n + j]
+        want = max(-128, min(127, im.round_half_up(Fraction(float(op.k_weight[h, i, j])) / Fraction(2) ** e)))
+        assert int(p.mantissa[h, j, i]) == want and int(p.w_exp[h, j]) == e
+        assert int(p.bias[h, j]) == im.quantize(float(op.k_bias[h, j]), -16)
+    assert (p.x_exp, p.z_exp, p.f_exp) == (-12, -16, -22)
+
+
+def test_map_params_without_recorded_exponents_is_one_line():
+    op = learned_op()
+    del op.quant["k_w_exp"]
+    with pytest.raises(SimulationError, match="no quant\\['k_w_exp'\\] for its 8 map columns"):
+        map_params(op, "k", -12)
+
+
+def test_logits_step_bit_exact(im):
+    N, n, d = 2, 5, 4
+    mant = rand((N, n, d), 7)
+    w_exp = RNG.integers(-14, 0, (N, n))
+    bias = rand((N, n), 22)
+    p = MapParams(mant, w_exp, bias, x_exp=-18, z_exp=-15, f_exp=-22)
+    x = rand((2, N, 3, d), 24)
+    counter, model = SaturationCounter(), Counter()
+    z = logits_step(p, x, counter, "f")
+    for b, h, t, j in product(range(2), range(N), range(3), range(n)):
+        acc = sum(int(mant[h, j, i]) * int(x[b, h, t, i]) for i in range(d))
+        want = im.sat(im.shift(acc, int(w_exp[h, j]) - 18 + 15) + int(bias[h, j]), 24, model, "f")
+        assert int(z[b, h, t, j]) == want
+    assert model["f"] > 0  # some logits saturate
+    check(counter, model)
+
+
+def model_normalise(im, zs, z_exp, f_exp, model):
+    s = max(zs)
+    p = [im.exp(z - s, z_exp, -22, model, "f") for z in zs]
+    recip = im.reciprocal(sum(p), -22, -22, model, "f")
+    return [im.sat(im.shift(v * recip, -44 - f_exp), 24, model, "f") for v in p]
+
+
+@pytest.mark.parametrize("f_exp", [-22, -26])
+def test_normalise_step_bit_exact(im, f_exp):
+    z = rand((3, 2, 6), 21)
+    z[0, 0] = 5  # a flat row: every feature 1/n
+    counter, model = SaturationCounter(), Counter()
+    f = normalise_step(z, -16, f_exp, counter, "f")
+    for idx in product(range(3), range(2)):
+        assert f[idx].tolist() == model_normalise(im, [int(v) for v in z[idx]], -16, f_exp, model)
+    if f_exp == -26:
+        assert model["f"] > 0  # a feature of 1 does not fit at 2**-26: saturated and counted
+    check(counter, model)
+
+
+def test_hedgehog_step_is_both_halves_bit_exact(im):
+    p = MapParams(rand((1, 3, 2), 7), np.full((1, 3), -8), rand((1, 3), 16), x_exp=-16, z_exp=-14, f_exp=-22)
+    x = rand((1, 1, 4, 2), 20)
+    counter, model = SaturationCounter(), Counter()
+    f = hedgehog_step(p, x, counter, "f")
+    for t in range(4):
+        zs = [im.sat(im.shift(sum(int(p.mantissa[0, j, i]) * int(x[0, 0, t, i]) for i in range(2)), -8 - 16 + 14)
+                     + int(p.bias[0, j]), 24, model, "f") for j in range(3)]
+        want = model_normalise(im, zs, -14, -22, model) + model_normalise(im, [-z for z in zs], -14, -22, model)
+        assert f[0, 0, t].tolist() == want
+    check(counter, model)
+
+
+def test_integer_features_are_the_float_maps_within_the_rounding():
+    """Measured bound: with maps held in 8-bit mantissas, the integer features differ from the float
+    maps of those same mantissas by less than 3e-6 absolute (exp table, reciprocal and 2**-22 steps)."""
+    op = learned_op(N=3, d=8, n=16, z_exp=-18, spread=0)
+    p = map_params(op, "k", -20)
+    x = rand((2, 3, 50, 8), 21)
+    f = to_float(hedgehog_step(p, x, SaturationCounter(), "f"), -22)
+    held = np.ldexp(p.mantissa.astype(np.float64), p.w_exp[..., None]).transpose(0, 2, 1)
+    want = hedgehog(to_float(x, -20), held, to_float(p.bias, -18))
+    err = np.abs(f - want).max()
+    assert err < 3e-6, err
+    np.testing.assert_allclose(f.reshape(2, 3, 50, 2, 16).sum(-1), 1.0, atol=2e-5)  # each half sums to 1
