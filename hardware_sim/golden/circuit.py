@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hardware_sim.golden.features import FeatureActivity, heads
-from hardware_sim.golden.learned import hybrid_output
+from hardware_sim.golden.learned import hybrid_output, ring_values
 from hardware_sim.golden.registry import behaviour
 from hardware_sim.golden.stream import continue_sum, fit, grow
 
@@ -45,7 +45,7 @@ class HebbianState:
     op: object
     weights: np.ndarray
     u: np.ndarray | None = None
-    teacher: np.ndarray | None = None  # values (B, G, T, dv), read by the exact ring slots of a window
+    teacher: np.ndarray | None = None  # values (B, G, P + T, dv) read by the ring slots of a window (P: kept ring)
 
 
 def causal_reads(op, v, fk, fq, scale, initial=None):
@@ -68,7 +68,9 @@ def hebbian(op, args, run):
     """Outer-product Hebbian writes; ungated synapses also transmit ``u = H f(q)`` in read phases."""
     feats: FeatureActivity = args["pre"]
     v = heads(args["teacher"], op.n_kv_heads)
-    teacher = v if feats.ring is None else feats.ring.consolidated(v)  # a window writes the values it consolidates
+    teacher = v
+    if feats.ring is not None:  # a window writes the values it consolidates
+        v, teacher = ring_values(op, feats.ring, v, run)
     n = feats.write.shape[-1]
     scale = fit(run.intervention(op.name, "weight_scale"), n)
     initial = grow(run.initial(op.name, "weights"), n)

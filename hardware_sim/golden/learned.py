@@ -14,6 +14,10 @@ with ``n_t - n_j = W`` (if t is written), and at read i the ring holds the writt
 ``exp(scale q_i.k_j - s_i)`` (``s_i`` the soma's offset, the largest such logit), the feature
 neurons ``exp(log_gain - s_i) f(q_i)``; the soma sums both parts into one normaliser:
 ``y_i = (exp(-s_i) g H f(q_i) + sum_ring e_ij v_j) / (exp(-s_i) g c.f(q_i) + sum_ring e_ij)``.
+
+Streaming: the circuit's state between runs is the feature memory (``c``, ``H``) and the ring: the
+keys and values of its (at most W) tokens, oldest first, and which slots are full -- W + 2m per
+head whatever the context.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from compiler.distill.hedgehog import hedgehog
-from compiler.errors import SimulationError
 
 
 @dataclass
@@ -35,6 +38,12 @@ class RingActivity:
     potential: np.ndarray
     held: np.ndarray
     moves: np.ndarray
+    keep: tuple | None = None  # (index (B, W), held (B, W)): the ring's tokens after the run, oldest first
+
+    def kept(self, x: np.ndarray) -> np.ndarray:
+        """The (B, G, W, n) rows of ``x`` (B, G, P + T, n) that stay in the ring (0 for empty slots)."""
+        index, held = self.keep
+        return np.take_along_axis(x, index[:, None, :, None], axis=2) * held[:, None, :, None]
 
     def consolidated(self, x: np.ndarray) -> np.ndarray:
         """Per write step, the (B, G, T, n) activity of the token that step consolidates (0 if none):
@@ -63,20 +72,60 @@ def ring_held(w: np.ndarray, window: int, causal: bool) -> np.ndarray:
     return held[:, None]
 
 
+def kept_ring(w: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index (B, W) of the last ``window`` written tokens of ``w`` (B, L), oldest first, and whether
+    each slot holds one (a ring not yet full keeps its empty slots first)."""
+    B, _ = w.shape
+    index, held = np.zeros((B, window), dtype=np.int64), np.zeros((B, window), dtype=bool)
+    for b in range(B):
+        j = np.flatnonzero(w[b] > 0)[-window:]
+        index[b, window - j.size :], held[b, window - j.size :] = j, True
+    return index, held
+
+
+def with_ring(op, run, x, w, var: str):
+    """``x`` (B, G, T, n) and ``w`` (B, T) after the ring the previous run left (P = W columns of
+    earlier tokens, oldest first; none for a run from scratch)."""
+    prefix = run.initial(op.name, var)
+    if prefix is None:
+        return x, w
+    held = run.initial(op.name, "ring_held")
+    return np.concatenate([prefix.astype(x.dtype), x], axis=2), np.concatenate([held.astype(w.dtype), w], axis=1)
+
+
 def learned_activity(op, schedule, w, k, q, run, activity_cls):
-    """FeatureActivity of a learned population: writes (consolidations with a window), reads, ring."""
+    """FeatureActivity of a learned population: writes (consolidations with a window), reads, ring.
+
+    A run continuing a stream puts the ring the last run left (its keys and which slots are full)
+    before its own tokens: they are read and consolidated as if written just before.
+    """
     dtype = run.dtype
-    fk = hedgehog(k, op.k_weight.astype(dtype), op.k_bias.astype(dtype))
     fq = hedgehog(q, op.q_weight.astype(dtype), op.q_bias.astype(dtype))
     if not op.window:
+        fk = hedgehog(k, op.k_weight.astype(dtype), op.k_bias.astype(dtype))
         return activity_cls(op, schedule, fk * w[:, None, :, None], read=fq)
+    k, w_all = with_ring(op, run, k, w, "ring_keys")
+    fk = hedgehog(k, op.k_weight.astype(dtype), op.k_bias.astype(dtype))
+    P = w_all.shape[1] - w.shape[1]
     read = fq * np.exp(op.log_gain.astype(dtype))[None, :, None, None]
     B, H, T, d = q.shape
     kk = np.repeat(k, H // op.n_kv_heads, axis=1)
     potential = np.matmul(q, np.swapaxes(kk, -1, -2)) * dtype(op.scale)
-    moves = consolidations(w, op.window).astype(dtype)
-    ring = RingActivity(potential, ring_held(w, op.window, schedule.mode == "causal"), moves)
+    moves = consolidations(w_all, op.window).astype(dtype)[:, P:]
+    held = ring_held(w_all, op.window, schedule.mode == "causal")[:, :, P:]
+    ring = RingActivity(potential, held, moves, kept_ring(w_all, op.window))
+    run.keep_state(op.name, ring_keys=ring.kept(k), ring_held=ring.keep[1])
     return activity_cls(op, schedule, ring.consolidated(fk), read=read, ring=ring)
+
+
+def ring_values(op, ring: RingActivity, v: np.ndarray, run) -> tuple[np.ndarray, np.ndarray]:
+    """Values of a windowed circuit's synapses: (``v`` after the ring's earlier values, the values each
+    write consolidates); keeps the ring's values for the next run."""
+    prefix = run.initial(op.name, "ring_values")
+    if prefix is not None:
+        v = np.concatenate([prefix.astype(v.dtype), v], axis=2)
+    run.keep_state(op.name, ring_values=ring.kept(v))
+    return v, ring.consolidated(v)
 
 
 def hybrid_output(op, feats, syn, calcium, scale, run):
@@ -85,9 +134,6 @@ def hybrid_output(op, feats, syn, calcium, scale, run):
     ``calcium`` (B, H, T|1, m): the feature memory seen by each read; ``syn.u``: ``H f(q)`` per read;
     ``syn.teacher``: values (B, G, T, dv).  Returns ``y`` (B, H, T, dv), ``z`` and ``s`` (B, H, T).
     """
-    if run.initial(op.name, "calcium") is not None:
-        raise SimulationError(f"golden: node {op.name!r}: a session cannot continue a learned circuit with a "
-                              f"window yet (its ring is not kept between runs); run the whole context at once")
     ring = feats.ring
     masked = np.where(ring.held, ring.potential, -np.inf)
     s = masked.max(-1, keepdims=True)

@@ -216,9 +216,6 @@ class FeaturesKernel(FeaturesLayout, Kernel):
 
     def __init__(self, op, net, dtype):
         super().__init__(op, net, dtype)
-        if op.lowering == "learned" and op.window:
-            raise SimulationError(f"lava: node {op.name!r}: learned circuits with a window run on the golden "
-                                  "simulator only; compile without --window for Lava")
         self.group = op.n_heads // op.n_kv_heads
         self.proj = None if op.projection is None else op.projection.astype(self.dtype)
         self.root = self.dtype(np.sqrt(op.scale))

@@ -44,7 +44,7 @@ def wanted(plan, kinds) -> list[tuple[str, str, str, str, bool | None]]:
     for kind in kinds:
         for name, kernel in plan.kernels.items():
             for var, record, read in RECORDS[kind].get(kernel.op.kind, []):
-                if var == "offset" and not getattr(kernel, "gated", False):
+                if var == "offset" and not getattr(kernel, "has_offset", getattr(kernel, "gated", False)):
                     continue
                 rows.append((name, plan.group_of[name], var, record, read))
     return rows

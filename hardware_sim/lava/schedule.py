@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from compiler.errors import InputError, SimulationError
-from hardware_sim.lava import kernels_fixed  # noqa: F401  (registers the fixed_pt kernels)
-from hardware_sim.lava import kernels_learned_fixed  # noqa: F401  (and those of learned circuits)
+from hardware_sim.lava import (
+    kernels_fixed,  # noqa: F401  (registers the fixed_pt kernels)
+    kernels_learned_fixed,  # noqa: F401  (and those of learned circuits)
+    kernels_window,  # noqa: F401  (float kernels of learned circuits with a window)
+)
 from hardware_sim.lava.kernels import KERNELS, Clock, make_kernel
 
 # fused: every stage in one process (default, fastest); block: one process per stage (a transformer

@@ -65,7 +65,7 @@ def test_a_window_as_long_as_the_context_is_exact_attention():
 def test_feature_memory_does_not_grow_with_the_context():
     graph = random_bert(seed=5)
     maps = random_maps(graph, features=8, window=2)
-    net = compiler.compile(graph, lowering="learned", feature_maps=maps, max_tokens=512)
+    net = compiler.compile(graph, lowering="learned", feature_maps=maps, max_tokens=64)
     for op in net.nodes():
         if op.kind == "features":
             assert op.m == 8 and op.window == 2
@@ -85,3 +85,30 @@ def test_maps_for_another_model_are_refused_by_name():
         compiler.compile(graph, lowering="learned", feature_maps=random_maps(graph, 4, 0), window=3)
     with pytest.raises(PassError, match="loihi2 precision runs learned circuits without a window"):
         compiler.compile(graph, lowering="learned", feature_maps=random_maps(graph, 4, 2), precision="loihi2")
+
+
+def state_bytes(session) -> dict[str, int]:
+    return {f"{node}/{var}": a.nbytes for node, state in session.stream.state.nodes.items() for var, a in state.items()}
+
+
+@pytest.mark.parametrize("window", [0, 3])
+def test_a_session_continues_a_learned_circuit_at_constant_memory(window):
+    """Fed in pieces (a prompt, single tokens, a longer piece) a session equals one run over the whole
+    sequence, and the state it carries (ring keys and values, calcium, Hebbian weights) has the same
+    size after 3 tokens as after 30."""
+    from runtime.session import Session
+
+    graph = random_llama(LlamaConfig(num_key_value_heads=2), seed=4)
+    net = compiler.compile(graph, lowering="learned", feature_maps=random_maps(graph, 6, window), max_tokens=32)
+    ids = np.random.default_rng(3).integers(0, graph.encoder.vocab_size, (2, 30))
+    with Session(net) as s:
+        want = s.feed(ids).outputs["logits"]
+    with Session(net) as s:
+        parts = [s.feed(ids[:, :3]).outputs["logits"]]
+        early = state_bytes(s)
+        parts += [s.feed(ids[:, t : t + 1]).outputs["logits"] for t in range(3, 8)]
+        parts.append(s.feed(ids[:, 8:]).outputs["logits"])
+        assert state_bytes(s) == early
+    if window:
+        assert {"layer0.attn.features/ring_keys", "layer0.attn.hebbian/ring_values"} <= set(early)
+    np.testing.assert_allclose(np.concatenate(parts, axis=1), want, rtol=0, atol=1e-12 * np.abs(want).max())
