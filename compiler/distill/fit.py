@@ -20,12 +20,15 @@ from compiler.distill.maps import ARRAYS, FeatureMaps, LayerMaps
 from compiler.distill.surrogate import attention_visibility, split
 from compiler.errors import InputError
 
+INITS = ("random", "principal")
+
 
 @dataclass
 class DistillOptions:
     """``features``: neurons per head (2m, even); ``epochs``: L-BFGS iterations per layer; ``window``:
     exact slots the maps are fitted next to; ``chunk``: texts per loss evaluation block; ``rows``: query
-    rows per chunk the loss looks at (a seeded sample of positions; 0: all)."""
+    rows per chunk the loss looks at (a seeded sample of positions; 0: all); ``init``: ``random`` columns
+    or the heads' ``principal`` directions (:meth:`LayerMaps.principal`)."""
 
     features: int = 64
     epochs: int = 100
@@ -33,8 +36,11 @@ class DistillOptions:
     window: int = 0
     chunk: int = 8
     rows: int = 64
+    init: str = "random"
 
     def check(self):
+        if self.init not in INITS:
+            raise InputError(f"init {self.init!r}: choose one of {', '.join(INITS)}")
         if self.features < 2 or self.features % 2:
             raise InputError(f"--features {self.features}: the learned maps need an even count >= 2 (2m features)")
         if self.epochs < 1:
@@ -127,10 +133,11 @@ def fit_layer(att, chunks: list[Chunk], init: LayerMaps, options: DistillOptions
             grads["log_gain"] = np.zeros_like(grads["log_gain"])
         return loss, np.concatenate([grads[key].ravel() for key in ARRAYS])
 
-    step = [0]
+    step, trace = [0], []
 
-    def callback(_):
+    def callback(intermediate_result):
         step[0] += 1
+        trace.append(float(intermediate_result.fun))
         if progress is not None:
             progress(att.name, step[0], options.epochs)
 
@@ -140,7 +147,9 @@ def fit_layer(att, chunks: list[Chunk], init: LayerMaps, options: DistillOptions
     result = minimize(objective, x0, jac=True, method="L-BFGS-B", callback=callback,
                       options={"maxiter": options.epochs, "maxcor": 20})
     maps = LayerMaps(**unpack(result.x, init))
-    return maps, {"kl_before": float(before), "kl_after": float(result.fun - h), "iterations": int(result.nit)}
+    kl = [round(v - h, 5) for v in trace]
+    return maps, {"kl_before": float(before), "kl_after": float(result.fun - h), "iterations": int(result.nit),
+                  "kl_trace": kl[::max(len(kl) // 20, 1)] + kl[-1:]}
 
 
 def distill_graph(graph: AttentionGraph, x: np.ndarray, mask: np.ndarray, options: DistillOptions,
@@ -181,7 +190,10 @@ def fit_all(graph, x, mask, options, progress):
         if op.kind != "attention":
             return op.evaluate(args, ctx).astype(np.float64, copy=False)
         q, k, _ = split(op, args)
-        init = LayerMaps.initial(rng, op.n_heads, op.n_kv_heads, op.head_dim, m, op.scale)
+        if options.init == "principal":
+            init = LayerMaps.principal(rng, q, k, mask, m, op.scale)
+        else:
+            init = LayerMaps.initial(rng, op.n_heads, op.n_kv_heads, op.head_dim, m, op.scale)
         chunks = chunks_for(op, q, k, mask, options, rng)
         maps.layers[op.name], maps.report[op.name] = fit_layer(op, chunks, init, options, progress)
         if op.name == attention[-1]:

@@ -50,6 +50,32 @@ class LayerMaps:
                    k_weight=rng.standard_normal((n_kv_heads, head_dim, m)) * spread,
                    k_bias=np.zeros((n_kv_heads, m)), log_gain=np.zeros(n_heads))
 
+    @classmethod
+    def principal(cls, rng: np.random.Generator, q: np.ndarray, k: np.ndarray, mask: np.ndarray, m: int,
+                  scale: float) -> LayerMaps:
+        """Start from the head's principal directions: the columns of ``W`` are the top ``m`` eigenvectors of
+        ``C_q / tr C_q + C_k / tr C_k`` (uncentred second moments of the head's queries ``q`` (B, H, T, d)
+        and of its key/value head's keys ``k`` (B, G, T, d) over the real tokens), the same basis for the
+        query and the key map (so that ``z_q`` and ``z_k`` grow together along the directions ``q.k``
+        uses), scaled to the norm of the random start's columns; random columns fill in when ``m > d``."""
+        H, G, d = q.shape[1], k.shape[1], q.shape[-1]
+        cq = [second_moment(q[:, h], mask) for h in range(H)]
+        ck = [second_moment(k[:, g], mask) for g in range(G)]
+        group = H // G
+        norm = np.sqrt(scale * d)
+
+        def basis(c):
+            _, vectors = np.linalg.eigh(c)
+            top = vectors[:, ::-1][:, :m] * norm
+            if m > d:
+                top = np.concatenate([top, rng.standard_normal((d, m - d)) * np.sqrt(scale)], axis=1)
+            return top
+
+        q_weight = np.stack([basis(cq[h] + ck[h // group]) for h in range(H)])
+        k_weight = np.stack([basis(ck[g] + sum(cq[g * group:(g + 1) * group]) / group) for g in range(G)])
+        return cls(q_weight=q_weight, q_bias=np.zeros((H, m)), k_weight=k_weight, k_bias=np.zeros((G, m)),
+                   log_gain=np.zeros(H))
+
     def check(self, name: str, n_heads: int, n_kv_heads: int, head_dim: int, where: str) -> None:
         """Shapes against the attention node ``name`` they are meant for."""
         m = self.m
@@ -62,6 +88,13 @@ class LayerMaps:
                                  f"distill the maps from this model")
             if not np.all(np.isfinite(value)):
                 raise InputError(f"{where}: {name}/{key} holds NaN or infinite values; distill again")
+
+
+def second_moment(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``sum_t x_t x_t^T / tr`` over the real tokens of ``x`` (B, T, d), normalised to unit trace."""
+    rows = x[mask]
+    c = rows.T @ rows
+    return c / max(float(np.trace(c)), 1e-300)
 
 
 @dataclass
