@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from compiler.errors import TripartiteError
 
@@ -62,6 +62,18 @@ def node_cost(node, chip) -> NodeCost:
             "register one with hardware_sim.chip.counts.counter"
         ) from None
     return fn(node, chip)
+
+
+def counted(net, name: str):
+    """The node ``name`` as its resources are counted.  The Hebbian synapses and astrocyte of a learned
+    circuit with a window also hold its W exact ring slots per head (their values, their processes):
+    they are counted as ``m + W`` slots, so the circuit's memory per head is ``2m + W``."""
+    node = net.node(name)
+    if node.kind not in ("hebbian_synapses", "astrocyte"):
+        return node
+    inputs = net.inputs_of(name)
+    window = getattr(net.node(inputs.get("pre") or inputs.get("features")), "window", 0) or 0
+    return replace(node, m=node.m + window) if window else node
 
 
 def _bytes(n_weights: int, bits: int) -> int:

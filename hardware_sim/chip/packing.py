@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 
 from compiler.errors import TripartiteError
-from hardware_sim.chip.counts import NodeCost, node_cost
+from hardware_sim.chip.counts import NodeCost, counted, node_cost
 
 CIRCUIT_KINDS = ("features", "hebbian_synapses", "astrocyte")
 
@@ -76,7 +76,7 @@ def _key(net, name: str, costs: dict[str, NodeCost]) -> tuple[str, str]:
 
 def groups(net, chip) -> tuple[list[Group], dict[str, NodeCost]]:
     """Placement groups in topological order and every node's cost."""
-    costs = {name: node_cost(net.node(name), chip) for name in net.order()}
+    costs = {name: node_cost(counted(net, name), chip) for name in net.order()}
     found: dict[str, Group] = {}
     for name in net.order():
         c = costs[name]

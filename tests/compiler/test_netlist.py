@@ -22,7 +22,7 @@ CASES = [(lowering, precision, model)
          for i, (lowering, precision) in enumerate((lo, pr) for lo in ("exact", "favor", "relu", "elu1", "taylor2")
                                                    for pr in ("float64", "float32", "loihi2"))
          for model in [("bert", "llama", "gpt2")[i % 3]]]
-CASES += [("learned", "float64", "bert"), ("learned", "float32", "llama")]  # learned maps have no loihi2 circuit
+CASES += [("learned", "float64", "bert"), ("learned", "float32", "llama"), ("learned", "loihi2", "gpt2")]
 
 
 def odd_nodes():
@@ -62,7 +62,8 @@ def test_every_kind_round_trips_alone(tmp_path):
 def compiled(lowering, precision, model, max_tokens=8):
     graph = MODELS[model]()
     return compiler.compile(graph, lowering=lowering, precision=precision, features=8, max_tokens=max_tokens,
-                            feature_maps=random_maps(graph) if lowering == "learned" else None)
+                            feature_maps=random_maps(graph, 0 if precision == "loihi2" else 2) if lowering == "learned"
+                            else None)
 
 
 def random_maps(graph, window=2):
@@ -82,7 +83,7 @@ def test_compiled_networks_round_trip_and_run_identically(lowering, precision, m
     mask = np.ones(ids.shape, bool)
     mask[1, 4:] = False
     x = net.encoder.encode(ids)
-    runs = precision if precision != "loihi2" or lowering == "exact" else "float64"  # loihi2 runs exact circuits
+    runs = precision if precision != "loihi2" or lowering in ("exact", "learned") else "float64"  # loihi2 circuits
     a = simulate(net, x, mask, precision=runs)
     b = simulate(back, x, mask, precision=runs)
     for role, value in a.outputs.items():

@@ -20,13 +20,14 @@ MODELS = {"bert": random_bert, "llama": random_llama, "gpt2": random_gpt2}
 CASES = [(lowering, precision, ("bert", "llama", "gpt2")[i % 3])
          for i, (lowering, precision) in enumerate((lo, pr) for lo in ("exact", "favor", "relu", "elu1", "taylor2")
                                                    for pr in ("float64", "float32", "loihi2"))]
-CASES += [("learned", "float64", "bert"), ("learned", "float32", "llama")]  # learned maps have no loihi2 circuit
+CASES += [("learned", "float64", "bert"), ("learned", "float32", "llama"), ("learned", "loihi2", "llama")]
 
 
 def compiled(lowering, precision, model):
     graph = MODELS[model]()
     return compiler.compile(graph, lowering=lowering, precision=precision, features=8, max_tokens=8,
-                            feature_maps=random_maps(graph) if lowering == "learned" else None)
+                            feature_maps=random_maps(graph, 0 if precision == "loihi2" else 2) if lowering == "learned"
+                            else None)
 
 
 def random_maps(graph, window=2):
@@ -48,7 +49,7 @@ def test_dialect_round_trips_and_runs_identically(lowering, precision, model, tm
     mask = np.ones(ids.shape, bool)
     mask[0, 5:] = False
     x = net.encoder.encode(ids)
-    runs = precision if precision != "loihi2" or lowering == "exact" else "float64"  # loihi2 runs exact circuits
+    runs = precision if precision != "loihi2" or lowering in ("exact", "learned") else "float64"  # loihi2 circuits
     a, b = simulate(net, x, mask, precision=runs), simulate(back, x, mask, precision=runs)
     for role, value in a.outputs.items():
         assert np.array_equal(value, b.outputs[role]), role

@@ -112,3 +112,29 @@ def test_a_session_continues_a_learned_circuit_at_constant_memory(window):
     if window:
         assert {"layer0.attn.features/ring_keys", "layer0.attn.hebbian/ring_values"} <= set(early)
     np.testing.assert_allclose(np.concatenate(parts, axis=1), want, rtol=0, atol=1e-12 * np.abs(want).max())
+
+
+def test_chip_counts_a_windowed_circuit_as_2m_plus_window_slots_per_head():
+    """Feature neurons, astrocyte processes and Hebbian values: 2m + W per head, whatever the context;
+    the astrocyte and synapses cost what an exact circuit with 2m + W slots costs."""
+    from hardware_sim.chip import resources
+    from hardware_sim.chip.counts import counted, node_cost
+    from hardware_sim.chip.spec import load_chip
+
+    graph = random_llama(LlamaConfig(num_key_value_heads=2), seed=4)
+    att = graph.of_kind("attention")[0]
+    H, dv, layers = att.n_heads, att.v_head_dim, len(graph.of_kind("attention"))
+    maps = random_maps(graph, features=8, window=4)
+    short, long = (compiler.compile(graph, lowering="learned", feature_maps=maps, max_tokens=n) for n in (16, 64))
+    exact = compiler.compile(graph, lowering="exact", max_tokens=12)
+    kinds = resources(short)["by_kind"]
+    assert kinds == resources(long)["by_kind"]
+    assert kinds["features"]["neurons"] == layers * H * (8 + 4)
+    assert kinds["astrocyte"]["neurons"] == layers * H * (8 + 4 + 1)  # processes and one soma per head
+    chip = load_chip("loihi2")
+    for kind in ("astrocyte", "hebbian_synapses"):
+        op = short.of_kind(kind)[0]
+        mine, theirs = node_cost(counted(short, op.name), chip), node_cost(exact.node(op.name), chip)
+        assert (mine.neurons, mine.synapses, mine.synapse_bytes) == (theirs.neurons, theirs.synapses,
+                                                                      theirs.synapse_bytes), kind
+    assert node_cost(counted(short, f"{att.name}.hebbian"), chip).synapses == H * (8 + 4) * dv + H * dv
