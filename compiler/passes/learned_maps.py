@@ -29,7 +29,4 @@ def learned_attributes(att, options) -> dict:
     if window != maps.window:
         raise InputError(f"--window {window}: the feature maps were fitted for a window of {maps.window}; "
                          f"distill them with --window {window}")
-    if window and options.precision == "loihi2":
-        raise InputError(f"node {att.name!r}: the loihi2 precision runs learned circuits without a window; "
-                         "compile with --window 0 (maps distilled without a window) or a float precision")
     return dict(m=2 * layer.m, window=window, **layer.as_dict())

@@ -10,7 +10,11 @@ Per feature population (``side`` q or k):
 Context bounds (any input up to the schedule's ``max_tokens`` T is free of saturation, as the slot
 count bounds an exact soma): every feature response is at most 1 and each half sums to 1, so
 calcium ``c_j <= T``, the soma ``z = c.f(q) <= 2T``, the Hebbian weights ``|H| <= max|v| T`` and the
-read-out ``|u| <= max|v| z``.  The ranges are raised to these bounds.  A read of a written token sees
+read-out ``|u| <= max|v| z``.  The ranges are raised to these bounds.  With a window of W ring slots
+the feature part of the soma is weighted by ``g exp(-s) <= g`` (``g`` the largest gain, ``s >= 0``
+assumed), the ring adds at most W and the astrocyte records
+``mix_exp`` for its mixed read-out (at most ``max|v| z``); its soma is at least 1 (the ring's largest
+response), so the reciprocal needs no smaller range.  A read of a written token sees
 at least its own key, so ``z >= f(q_t).f(k_t)``: the reciprocal's range covers the smallest such
 self-similarity of the calibration tokens.
 """
@@ -45,8 +49,10 @@ def learned_ranges(net, values, mask, ranges) -> None:
             x = heads(np.asarray(values[inputs[port]], np.float64), getattr(op, count))
             z = x @ getattr(op, f"{side}_weight")[None] + getattr(op, f"{side}_bias")[None, :, None, :]
             r[f"{side}_logit"] = _max_abs_masked(z, mask)
-        r["value"] = max(r.get("value", 0.0), 1.0)  # softmax responses lie in [0, 1]
-        context_bounds(net, op, ranges, self_similarity(op, values, inputs, mask))
+        r["value"] = 1.0  # softmax responses (and a window's ring responses) lie in [0, 1]
+        smallest = 1.0 if op.window else self_similarity(op, values, inputs, mask)
+        gain = float(np.exp(op.log_gain).max()) if op.window else 1.0
+        context_bounds(net, op, ranges, smallest, gain)
 
 
 def self_similarity(op, values, inputs, mask) -> float:
@@ -63,19 +69,33 @@ def self_similarity(op, values, inputs, mask) -> float:
     return float(s.min()) if s.size else 1.0
 
 
-def context_bounds(net, feats, ranges, smallest: float) -> None:
+def context_bounds(net, feats, ranges, smallest: float, gain: float = 1.0) -> None:
     T = float(net.node(feats.schedule).max_tokens)
+    teacher = 1.0
     for name in net.g.successors(feats.name):
         op = net.node(name)
-        r = ranges.setdefault(name, {})
-        if op.kind == "astrocyte":
-            r["calcium"] = max(r.get("calcium", 0.0), T)
-            r["soma_sum"] = max(r.get("soma_sum", 0.0), 2 * T)
-            r["soma_min"] = min(r.get("soma_min", 1.0), smallest)
-        elif op.kind == "hebbian_synapses":
+        if op.kind == "hebbian_synapses":
+            r = ranges.setdefault(name, {})
             teacher = ranges.get(net.inputs_of(name)["teacher"], {}).get("value", 1.0)
             r["weights"] = max(r.get("weights", 0.0), teacher * T)
             r["value"] = max(r.get("value", 0.0), teacher * 2 * T)
+    for name in net.g.successors(feats.name):
+        if net.node(name).kind == "astrocyte":
+            r = ranges.setdefault(name, {})
+            r["calcium"] = max(r.get("calcium", 0.0), T)
+            r["soma_sum"] = max(r.get("soma_sum", 0.0), 2 * T * gain + feats.window)
+            r["soma_min"] = min(r.get("soma_min", 1.0), smallest)
+            r["mix"] = teacher * r["soma_sum"]
+
+
+def record_windows(net, ranges, state_exp) -> None:
+    """``mix_exp`` of the astrocyte of every learned circuit with a window: its mixed read-out
+    ``exp(-s) u + sum_j e_j v_j`` is at most ``max|v| z``."""
+    for feats in learned_nodes(net):
+        for name in net.g.successors(feats.name):
+            op = net.node(name)
+            if op.kind == "astrocyte" and feats.window:
+                op.quant["mix_exp"] = state_exp(ranges.get(name, {}).get("mix", 1.0))
 
 
 def record_learned(op, r, state_exp) -> None:

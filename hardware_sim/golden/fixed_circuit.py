@@ -39,6 +39,7 @@ from hardware_sim.golden.circuit import grouped
 from hardware_sim.golden.features import heads
 from hardware_sim.golden.fixed_features import FixedFeatures, probe_activity, slot_response_step
 from hardware_sim.golden.fixed_registry import Fx, fixed_behaviour, qexp
+from hardware_sim.golden.learned import ring_values
 from hardware_sim.golden.stream import continue_sum, fit, grow
 
 GATE_EXP = -TABLE_FRAC
@@ -54,6 +55,8 @@ class FixedHebbian:
     w_exp: int
     u: np.ndarray | None = None
     u_exp: int = 0
+    teacher: np.ndarray | None = None  # a window's values (B, G, P + T, dv) at v_exp, read by its ring slots
+    v_exp: int = 0
 
 
 def scale_q22(x, scale, counter, name: str) -> np.ndarray:
@@ -99,7 +102,9 @@ def hebbian(op, args, run):
     ones from its exact sum ``acc``."""
     feats: FixedFeatures = args["pre"]
     teacher: Fx = args["teacher"]
-    v = heads(teacher.q, op.n_kv_heads)
+    v = v_all = heads(teacher.q, op.n_kv_heads)
+    if getattr(feats, "ring", None) is not None:  # a window writes the values it consolidates
+        v_all, v = ring_values(op, feats.ring, v, run)
     w_exp, u_exp = qexp(op, "w_exp"), qexp(op)
     n = feats.write.shape[-1]
     scale = fit(run.intervention(op.name, "weight_scale"), n)
@@ -120,7 +125,7 @@ def hebbian(op, args, run):
                                    run.counter, run.initial(op.name, "sum"))
         run.keep_state(op.name, sum=acc)
     run.probe("weights", op.name, "weights", grow(to_float(H, w_exp), op.m))
-    return FixedHebbian(op, H, w_exp, u, u_exp)
+    return FixedHebbian(op, H, w_exp, u, u_exp, v_all, teacher.exp)
 
 
 def soma_step(c, f, c_exp: int, f_exp: int, z_exp: int, r_exp: int, eps: float, counter, name: str):
@@ -150,6 +155,10 @@ def astrocyte(op, args, run):
     """Calcium integration, process responses, soma sum (and offset) and divisive gain (module docstring)."""
     feats: FixedFeatures = args["features"]
     syn: FixedHebbian = args["synapses"]
+    if getattr(feats, "ring", None) is not None:
+        from hardware_sim.golden.fixed_window import window_astrocyte
+
+        return window_astrocyte(op, args, run, record_probes)
     c_exp, z_exp, r_exp, y_exp = qexp(op, "calcium_exp"), qexp(op, "soma_exp"), qexp(op, "recip_exp"), qexp(op)
     acc = continue_sum(feats.write, feats.schedule.mode == "causal", run.initial(op.name, "calcium"))
     run.keep_state(op.name, calcium=acc[:, :, -1:])

@@ -99,21 +99,19 @@ def hedgehog_step(p: MapParams, x, counter, name: str) -> np.ndarray:
                            normalise_step(-z, p.z_exp, p.f_exp, counter, name)], axis=-1)
 
 
-def check_no_window(op, where: str) -> None:
-    if op.window:
-        raise SimulationError(f"{where}: node {op.name!r}: the loihi2 precision runs learned circuits without a "
-                              "window; compile without --window (or with a float precision)")
-
-
 def learned_features(op, args, run, features_cls):
-    """Write ``w_t f(k_t)`` per key/value head and read ``f(q)`` per query head, in integers."""
-    check_no_window(op, "golden loihi2")
+    """Write ``w_t f(k_t)`` per key/value head and read ``f(q)`` per query head, in integers; with a
+    window, :func:`hardware_sim.golden.fixed_window.window_features`."""
     key: Fx = args["key"]
     query: Fx = args["query"]
     schedule = run.schedule(op.schedule)
     w = run.written_int(schedule)
     kp = map_params(op, "k", key.exp, run.counter)
     qp = map_params(op, "q", query.exp, run.counter)
-    fk = hedgehog_step(kp, heads(key.q, op.n_kv_heads), run.counter, op.name)
     fq = hedgehog_step(qp, heads(query.q, op.n_heads), run.counter, op.name)
+    if op.window:
+        from hardware_sim.golden.fixed_window import window_features
+
+        return window_features(op, schedule, w, kp, key, query, fq, run, features_cls)
+    fk = hedgehog_step(kp, heads(key.q, op.n_kv_heads), run.counter, op.name)
     return features_cls(op, schedule, fk * w[:, None, :, None], kp.f_exp, read=fq)

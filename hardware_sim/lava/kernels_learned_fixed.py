@@ -23,7 +23,7 @@ import numpy as np
 from compiler.errors import SimulationError
 from hardware_sim.fixed_point import INT, STATE_BITS, exact_product, saturate, shift
 from hardware_sim.golden.fixed_circuit import hebbian_read_step, soma_step
-from hardware_sim.golden.fixed_learned import check_no_window, hedgehog_step, map_params
+from hardware_sim.golden.fixed_learned import hedgehog_step, map_params
 from hardware_sim.golden.fixed_registry import qexp
 from hardware_sim.lava import kernels_fixed
 from hardware_sim.lava.kernels import AstrocyteLayout, FeaturesLayout, HebbianLayout, split_features
@@ -44,7 +44,6 @@ class FixedLearnedFeaturesKernel(FeaturesLayout, FixedKernel):
 
     def __init__(self, op, net, dtype):
         super().__init__(op, net, dtype)
-        check_no_window(op, "lava fixed_pt")
         self.group = op.n_heads // op.n_kv_heads
         self.kp = map_params(op, "k", self.in_exps["key"], self.counter)
         self.qp = map_params(op, "q", self.in_exps["query"], self.counter)

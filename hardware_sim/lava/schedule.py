@@ -28,6 +28,7 @@ from hardware_sim.lava import (
     kernels_fixed,  # noqa: F401  (registers the fixed_pt kernels)
     kernels_learned_fixed,  # noqa: F401  (and those of learned circuits)
     kernels_window,  # noqa: F401  (float kernels of learned circuits with a window)
+    kernels_window_fixed,  # noqa: F401  (and their fixed_pt kernels)
 )
 from hardware_sim.lava.kernels import KERNELS, Clock, make_kernel
 

@@ -83,8 +83,6 @@ def test_maps_for_another_model_are_refused_by_name():
         compiler.compile(graph, lowering="learned")
     with pytest.raises(PassError, match="fitted for a window of 0"):
         compiler.compile(graph, lowering="learned", feature_maps=random_maps(graph, 4, 0), window=3)
-    with pytest.raises(PassError, match="loihi2 precision runs learned circuits without a window"):
-        compiler.compile(graph, lowering="learned", feature_maps=random_maps(graph, 4, 2), precision="loihi2")
 
 
 def state_bytes(session) -> dict[str, int]:

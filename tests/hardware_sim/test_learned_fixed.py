@@ -6,7 +6,6 @@ import pytest
 
 import compiler
 from compiler.distill.maps import FeatureMaps, LayerMaps
-from compiler.errors import PassError
 from compiler.models import LlamaConfig, random_bert, random_llama
 from hardware_sim.fixed_point import quantize_weights
 from hardware_sim.golden import simulate
@@ -21,6 +20,7 @@ def random_maps(graph, features, window=0, seed=0):
         maps = LayerMaps.initial(rng, att.n_heads, att.n_kv_heads, att.head_dim, features // 2, att.scale)
         maps.q_bias = rng.standard_normal(maps.q_bias.shape)
         maps.k_bias = rng.standard_normal(maps.k_bias.shape)
+        maps.log_gain = rng.standard_normal(maps.log_gain.shape)
         layers[att.name] = maps
     return FeatureMaps(layers=layers, window=window)
 
@@ -37,9 +37,9 @@ def tokens(width, B=2, T=9, seed=1):
     return rng.standard_normal((B, T, width)), mask
 
 
-def compiled(model, precision, max_tokens=16, features=8):
+def compiled(model, precision, max_tokens=16, features=8, window=0):
     graph = MODELS[model]()
-    return graph, compiler.compile(graph, lowering="learned", feature_maps=random_maps(graph, features),
+    return graph, compiler.compile(graph, lowering="learned", feature_maps=random_maps(graph, features, window),
                                    max_tokens=max_tokens, precision=precision)
 
 
@@ -61,35 +61,40 @@ def test_quantize_records_map_columns_and_holds_their_values():
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
-def test_loihi2_is_close_to_float(model):
-    """Measured (seeds here): the integer circuit differs from float on its own rounded weights by
-    8e-5 (llama) / 6e-6 (bert) of the output's range, and the whole loihi2 network (8-bit model
-    weights included) from the float network by 1.9% / 1.5%, as exact circuits do (1.9% / 1.6%)."""
-    graph, fixed = compiled(model, "loihi2")
-    _, flt = compiled(model, "float64")
+@pytest.mark.parametrize("window", [0, 3])
+def test_loihi2_is_close_to_float(model, window):
+    """Measured (seeds here): the integer circuit differs from float on its own rounded weights by at
+    most 5.5e-4 of the output's range (llama, window 3, log gains N(0, 1): the soma's range covers
+    2 max_tokens max(gain) + W; 1.4e-4 without a window), and the whole loihi2 network (8-bit model
+    weights included) from the float network by 1.4-1.9%, as exact circuits do (1.6-1.9%)."""
+    graph, fixed = compiled(model, "loihi2", window=window)
+    _, flt = compiled(model, "float64", window=window)
     x, mask = tokens(graph.encoder.width)
+    mask[0, 2] = False  # a hole: a token never written
     got = simulate(fixed, x, mask, precision="loihi2")
     assert got.saturations == {}
     same_weights = simulate(fixed, x, mask, precision="float64").outputs
     reference = simulate(flt, x, mask, precision="float64").outputs
     for role, y in got.outputs.items():
         scale = np.abs(reference[role][mask]).max()
-        assert np.abs(y - same_weights[role])[mask].max() < 4e-4 * scale, role
+        assert np.abs(y - same_weights[role])[mask].max() < 1e-3 * scale, role
         assert np.abs(y - reference[role])[mask].max() < 0.03 * scale, role
         assert np.abs(y - reference[role])[mask].max() > 1e-4 * scale, role  # the precision does change it
 
 
-def test_a_context_of_max_tokens_does_not_saturate():
+@pytest.mark.parametrize("window", [0, 2])
+def test_a_context_of_max_tokens_does_not_saturate(window):
     """Identical tokens make every feature's calcium grow by the same f_j each write: the longest
     context the schedule allows stays inside the quantize pass's bounds."""
-    graph, net = compiled("llama", "loihi2", max_tokens=24)
+    graph, net = compiled("llama", "loihi2", max_tokens=24, window=window)
     x = np.repeat(np.random.default_rng(0).standard_normal((1, 1, graph.encoder.width)), 24, axis=1)
     res = simulate(net, x, np.ones((1, 24), bool), precision="loihi2")
     assert res.saturations == {}
 
 
-def test_a_session_fed_token_by_token_equals_one_run_bit_for_bit():
-    graph, net = compiled("llama", "loihi2")
+@pytest.mark.parametrize("window", [0, 2])
+def test_a_session_fed_token_by_token_equals_one_run_bit_for_bit(window):
+    graph, net = compiled("llama", "loihi2", window=window)
     x, _ = tokens(graph.encoder.width, B=1, T=7)
     ids = np.random.default_rng(3).integers(0, graph.encoder.vocab_size, (1, 7))
     with Session(net) as whole:
@@ -98,10 +103,3 @@ def test_a_session_fed_token_by_token_equals_one_run_bit_for_bit():
         got = np.concatenate([s.feed(ids[:, :3]).outputs["logits"]] +
                              [s.feed(ids[:, t : t + 1]).outputs["logits"] for t in range(3, 7)], axis=1)
     assert np.array_equal(got, want)
-
-
-def test_a_window_at_loihi2_is_refused_with_one_line():
-    graph = random_bert(seed=3)
-    with pytest.raises(PassError, match="loihi2 precision runs learned circuits without a window"):
-        compiler.compile(graph, lowering="learned", feature_maps=random_maps(graph, 4, window=2), precision="loihi2",
-                         max_tokens=16)

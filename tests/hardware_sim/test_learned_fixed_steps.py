@@ -1,5 +1,6 @@
-"""The integer steps of learned feature populations (map synapses, divisive softmax halves) bit for bit
-against the independent Python-int model in conftest.py, and close to the float Hedgehog maps."""
+"""The integer steps of learned circuits (map synapses, divisive softmax halves, a window's damping and
+its one normaliser) bit for bit against the independent Python-int model in conftest.py, and close to
+the float Hedgehog maps."""
 
 from collections import Counter
 from fractions import Fraction
@@ -20,6 +21,7 @@ from hardware_sim.golden.fixed_learned import (
     map_params,
     normalise_step,
 )
+from hardware_sim.golden.fixed_window import HybridParams, exp_parts, hybrid_step
 
 RNG = np.random.default_rng(11)
 
@@ -124,3 +126,46 @@ def test_integer_features_are_the_float_maps_within_the_rounding():
     err = np.abs(f - want).max()
     assert err < 3e-6, err
     np.testing.assert_allclose(f.reshape(2, 3, 50, 2, 16).sum(-1), 1.0, atol=2e-5)  # each half sums to 1
+
+
+def model_exp_parts(im, x, x_exp, model):
+    x = im.sat(x, 32, model, "a")
+    u = im.shift(x * im.LOG2E, x_exp - 30 + 26)
+    return im.interpolate(im.EXP2_TABLE, u % 2**26), max(-200, min(200, u >> 26))
+
+
+def test_exp_parts_bit_exact_and_close_to_exp(im):
+    x = np.concatenate([rand((40,), 24), [0, 2**31, -(2**33)]])
+    counter, model = SaturationCounter(), Counter()
+    d, n = exp_parts(x, -19, counter, "a")
+    for i, v in enumerate(x):
+        assert (int(d[i]), int(n[i])) == model_exp_parts(im, int(v), -19, model)
+    check(counter, model)
+    small = np.abs(x[:40]) < 2**23
+    approx = d[:40][small] * 2.0 ** (n[:40][small] - 22.0)
+    np.testing.assert_allclose(approx, np.exp(x[:40][small] * 2.0**-19), rtol=3e-7)
+
+
+def test_hybrid_step_bit_exact(im):
+    p = HybridParams(c_exp=-17, f_exp=-22, s_exp=-19, z_exp=-14, r_exp=-20, u_exp=-15, v_exp=-18, mix_exp=-12,
+                     y_exp=-18)
+    c, read = np.abs(rand((2, 3, 4), 23)), np.abs(rand((2, 3, 4), 22))
+    esum, a = np.abs(rand((2, 3), 24)), rand((2, 3), 22)
+    esum[0, 0], c[0, 0] = 0, 0  # nothing held, nothing written: z = 0 divides nothing
+    ev, u = rand((2, 3, 5), 46), rand((2, 3, 5), 23)
+    counter, model = SaturationCounter(), Counter()
+    y, z = hybrid_step(c, read, esum, ev, a, u, p, counter, "a")
+    p_exp = p.c_exp + p.f_exp + 22
+    for idx in product(range(2), range(3)):
+        rs = [im.sat(im.shift(int(c[idx][j]) * int(read[idx][j]), -22), 24, model, "a") for j in range(4)]
+        d, n = model_exp_parts(im, int(a[idx]), p.s_exp, model)
+        zz = im.sat(im.shift(sum(rs) * d, p_exp + n - 22 - p.z_exp) + im.shift(int(esum[idx]), p.f_exp - p.z_exp),
+                    24, model, "a")
+        assert int(z[idx]) == zz
+        recip = im.reciprocal(zz, p.z_exp, p.r_exp, model, "a") if zz > 0 else 0
+        for i in range(5):
+            mixed = im.sat(im.shift(int(u[idx][i]) * d, p.u_exp + n - 22 - p.mix_exp)
+                           + im.shift(int(ev[idx][i]), p.f_exp + p.v_exp - p.mix_exp), 24, model, "a")
+            assert int(y[idx][i]) == im.sat(im.shift(mixed * recip, p.mix_exp + p.r_exp - p.y_exp), 24, model, "a")
+    assert model["a"] > 0
+    check(counter, model)
