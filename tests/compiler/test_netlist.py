@@ -62,8 +62,7 @@ def test_every_kind_round_trips_alone(tmp_path):
 def compiled(lowering, precision, model, max_tokens=8):
     graph = MODELS[model]()
     return compiler.compile(graph, lowering=lowering, precision=precision, features=8, max_tokens=max_tokens,
-                            feature_maps=random_maps(graph, 0 if precision == "loihi2" else 2) if lowering == "learned"
-                            else None)
+                            feature_maps=random_maps(graph) if lowering == "learned" else None)
 
 
 def random_maps(graph, window=2):

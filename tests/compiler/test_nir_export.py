@@ -26,8 +26,7 @@ CASES += [("learned", "float64", "bert"), ("learned", "float32", "llama"), ("lea
 def compiled(lowering, precision, model):
     graph = MODELS[model]()
     return compiler.compile(graph, lowering=lowering, precision=precision, features=8, max_tokens=8,
-                            feature_maps=random_maps(graph, 0 if precision == "loihi2" else 2) if lowering == "learned"
-                            else None)
+                            feature_maps=random_maps(graph) if lowering == "learned" else None)
 
 
 def random_maps(graph, window=2):
