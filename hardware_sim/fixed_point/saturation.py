@@ -54,6 +54,8 @@ def saturate(x, bits: int = STATE_BITS, counter: SaturationCounter | None = None
     """
     x = np.asarray(x, dtype=INT)
     lo, hi = int_range(bits)
+    if x.size == 0 or (lo <= x.min() and x.max() <= hi):  # the usual case, two reductions and no temporaries
+        return x
     over = (x < lo) | (x > hi)
     n = int(np.count_nonzero(over))
     if n:

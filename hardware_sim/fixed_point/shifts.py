@@ -22,6 +22,13 @@ _BIG = 1 << 62
 def rshift_round(x, k) -> np.ndarray:
     """``round_half_up(x / 2**k)`` for ``k >= 0`` (arrays broadcast)."""
     x = np.asarray(x, dtype=INT)
+    if np.ndim(k) == 0 and x.ndim and 0 <= k:  # one shift for all: add the half and shift in place
+        k = min(int(k), 62)
+        if k == 0:
+            return x
+        y = x + INT(1 << (k - 1))
+        y >>= k
+        return y
     k = np.minimum(np.asarray(k, dtype=INT), 62)
     half = np.where(k > 0, np.left_shift(INT(1), np.maximum(k - 1, 0)), 0)
     return np.right_shift(x + half, k)
@@ -32,6 +39,8 @@ def lshift_clamped(x, k) -> np.ndarray:
     x = np.asarray(x, dtype=INT)
     k = np.minimum(np.asarray(k, dtype=INT), 62)
     limit = np.right_shift(INT(_BIG), k)
+    if k.ndim == 0 and x.size and -limit < x.min() and x.max() < limit:  # nothing to clamp: two reductions
+        return x if k == 0 else np.left_shift(x, k)
     y = np.left_shift(x, k)
     return np.where(np.abs(x) >= limit, np.where(x >= 0, _BIG, -_BIG), y)
 
