@@ -39,7 +39,7 @@ from runtime.reference import mean_pool, run_reference  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 MAPS = RESULTS / "learned_maps"
-CONFIGS = "64:0,32:32"  # (2m features : window W) of the MiniLM map sets
+CONFIGS = "64:0,32:32,64:0:240"  # 2m features : window W [: joint tuning steps] of the MiniLM map sets
 FAVOR = [16, 32, 64, 256]
 
 
@@ -136,7 +136,29 @@ def row(name, memory, cos, net):
             "cosine_min": float(cos.min()), "chip_bytes": chip_bytes(net)}
 
 
-def minilm_rows(configs, epochs: int, texts: int, joint: int, baselines: bool = True) -> list[dict]:
+def parse_configs(text: str) -> list[tuple[int, int, int]]:
+    """``F:W[:J]`` items: 2m features, window, joint tuning steps (0: layer by layer only)."""
+    out = []
+    for item in filter(None, text.split(",")):
+        values = [int(v) for v in item.split(":")]
+        out.append(tuple(values + [0] * (3 - len(values))))
+    return out
+
+
+def minilm_maps(config, args) -> Path:
+    features, window, joint = config
+    if not joint:
+        return distill_minilm(features, window, args.epochs, args.texts, 0)
+    return joint_minilm(features, window, joint, args.joint_texts, args.joint_lr, args.epochs, args.texts)
+
+
+def config_name(config) -> str:
+    features, window, joint = config
+    return (f"learned 2m={features}" + (f" + window {window}" if window else "")
+            + (f", joint {joint}" if joint else ""))
+
+
+def minilm_rows(configs, args, baselines: bool = True) -> list[dict]:
     source = str(minilm_dir())
     graph = load_source(source)
     batch = from_texts(graph.encoder, held_out_texts(), graph.meta)
@@ -150,11 +172,13 @@ def minilm_rows(configs, epochs: int, texts: int, joint: int, baselines: bool = 
         for m in FAVOR:
             net = compiler.compile(graph, lowering="favor", features=m, orthogonal=True, max_tokens=T)
             rows.append(row(f"favor m={m}", m, embedding_cosines(net, batch, reference), net))
-    for features, window in configs:
-        maps = load_maps(distill_minilm(features, window, epochs, texts, joint))
-        net = compiler.compile(graph, lowering="learned", feature_maps=maps, max_tokens=T)
-        name = f"learned 2m={features}" + (f" + window {window}" if window else "")
-        r = row(name, features + window, embedding_cosines(net, batch, reference), net)
+    exact = [f"layer{i}.attn" for i in args.exact_layers.split(",") if i] if args.exact_layers else []
+    for config in configs:
+        maps = load_maps(minilm_maps(config, args))
+        net = compiler.compile(graph, lowering="learned", feature_maps=maps, max_tokens=T,
+                               per_layer={name: "exact" for name in exact})
+        name = config_name(config) + (f", {' '.join(exact)} exact" if exact else "")
+        r = row(name, config[0] + config[1], embedding_cosines(net, batch, reference), net)
         r["row_kl"] = {k: v["kl_after"] for k, v in maps.report.items() if isinstance(v, dict) and "kl_after" in v}
         r["joint_steps"] = maps.report.get("joint", {}).get("steps", 0)
         rows.append(r)
@@ -164,7 +188,7 @@ def minilm_rows(configs, epochs: int, texts: int, joint: int, baselines: bool = 
     return rows
 
 
-def error_sources(features: int, window: int, epochs: int, texts: int, joint: int, count: int = 8) -> dict:
+def error_sources(config, args, count: int = 8) -> dict:
     """Where the error comes from, on ``count`` held-out texts: the row KL of each layer's heads (all
     layers converted, each layer's own softmax rows on the queries and keys it receives as the target)
     and the embedding cosine with only that layer converted."""
@@ -172,7 +196,7 @@ def error_sources(features: int, window: int, epochs: int, texts: int, joint: in
     from compiler.distill.surrogate import learned_rows, run_surrogate, split
 
     graph = load_source(str(minilm_dir()))
-    maps = load_maps(distill_minilm(features, window, epochs, texts, joint))
+    maps = load_maps(minilm_maps(config, args))
     batch = from_texts(graph.encoder, held_out_texts()[:count], graph.meta)
     attention = [graph.node(n) for n in maps.layers]
     keep = [src for att in attention for src in graph.inputs_of(att.name).values()]
@@ -186,9 +210,13 @@ def error_sources(features: int, window: int, epochs: int, texts: int, joint: in
         kl = row_kl_per_head(att, q, k, batch.mask, rows)
         alone = run_surrogate(graph, batch.x, batch.mask, maps, converted=[att.name])["hidden"]
         cos = (mean_pool(alone, batch.mask) * reference).sum(-1)
-        out[att.name] = {"row_kl_per_head": [round(float(v), 4) for v in kl], "cosine_alone": float(cos.mean())}
+        local, entropy = head_shape(att, q, k, batch.mask)
+        out[att.name] = {"row_kl_per_head": [round(float(v), 4) for v in kl], "cosine_alone": float(cos.mean()),
+                         "local_mass_per_head": [round(float(v), 3) for v in local],
+                         "row_entropy_per_head": [round(float(v), 3) for v in entropy]}
         print(f"  {att.name}: row KL per head {np.round(kl, 3).tolist()}  cosine with only this layer converted "
-              f"{cos.mean():.4f}", flush=True)
+              f"{cos.mean():.4f}\n    softmax mass on the neighbours |i-j| <= 1 {np.round(local, 2).tolist()}",
+              flush=True)
     return out
 
 
@@ -199,6 +227,21 @@ FIT_VARIANTS = {  # name: (calibration, init, L-BFGS iterations)
     "100-250 tokens, principal init, 40 it": ("long", "principal", 40),
     "100-250 tokens, principal init, 200 it": ("long", "principal", 200),
 }
+
+
+def head_shape(att, q, k, mask) -> tuple[np.ndarray, np.ndarray]:
+    """Per head, over real queries: the softmax mass on keys at most one position away (positional,
+    local heads, which a low-rank kernel of token content cannot express), and the row entropy."""
+    from compiler.distill.hedgehog import logits, softmax_rows
+    from compiler.distill.surrogate import attention_visibility
+
+    p = softmax_rows(logits(q, k, att.scale), attention_visibility(att, mask))
+    T = p.shape[-1]
+    near = np.abs(np.arange(T)[:, None] - np.arange(T)[None, :]) <= 1
+    real = mask[:, None, :]
+    local = ((p * near).sum(-1) * real).sum(axis=(0, 2)) / mask.sum()
+    ent = ((-(p * np.log(np.where(p > 0, p, 1))).sum(-1)) * real).sum(axis=(0, 2)) / mask.sum()
+    return local, ent
 
 
 def fit_study(layers=("layer0.attn", "layer1.attn"), features: int = 64, texts: int = 24) -> dict:
@@ -387,18 +430,31 @@ def decoder_rows(configs, epochs: int, texts: int, contexts: int) -> dict:
             "epochs": epochs, "agreement": rows, "streaming": stream}
 
 
+def family(circuit: str) -> str:
+    if circuit.endswith(" exact"):
+        return "mixed"  # some layers exact: memory not constant, left out of the plot
+    if circuit.startswith("learned"):
+        return "learned + window" if "window" in circuit else "learned"
+    return circuit.split()[0]
+
+
 def plot(rows: list[dict], path: Path) -> None:
+    """Cosine against memory per head; for each family and memory the best map set (joint-tuned when run)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for family, marker in (("favor", "s"), ("learned", "o"), ("window", "^"), ("exact", "*")):
-        pts = [r for r in rows if (family in r["circuit"]) and (family != "learned" or "window" not in r["circuit"])]
-        if pts:
-            ax.plot([r["memory_per_head"] for r in pts], [r["cosine_mean"] for r in pts], marker=marker,
-                    linestyle="-" if len(pts) > 1 else "none", label={"window": "learned + window"}.get(family, family))
+    for name, marker in (("favor", "s"), ("learned", "o"), ("learned + window", "^"), ("exact", "*")):
+        best: dict[int, float] = {}
+        for r in rows:
+            if family(r["circuit"]) == name:
+                best[r["memory_per_head"]] = max(best.get(r["memory_per_head"], -1.0), r["cosine_mean"])
+        if best:
+            memory = sorted(best)
+            ax.plot(memory, [best[m] for m in memory], marker=marker, linestyle="-" if len(memory) > 1 else "none",
+                    label=name)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("memory per head (feature neurons + exact slots)")
     ax.set_ylabel("mean embedding cosine vs float")
@@ -416,10 +472,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=40, help="L-BFGS iterations per layer")
     parser.add_argument("--texts", type=int, default=32, help="calibration texts")
-    parser.add_argument("--joint-steps", type=int, default=30, help="joint tuning steps (torch)")
-    parser.add_argument("--configs", default=CONFIGS, help="MiniLM map sets F:W (2m features, window), comma-separated")
+    parser.add_argument("--joint-steps", type=int, default=240, help="joint tuning steps (torch) of --joint-only")
+    parser.add_argument("--configs", default=CONFIGS,
+                        help="MiniLM map sets F:W[:J] (2m features, window, joint steps), comma-separated")
     parser.add_argument("--distill-only", metavar="F:W", help="distill one MiniLM map set and stop")
     parser.add_argument("--llama-only", action="store_true", help="only the random LLaMA decoder part")
+    parser.add_argument("--exact-layers", default="", help="MiniLM layers kept exact in the learned rows, e.g. 0,1")
     parser.add_argument("--fit-study", action="store_true", help="only the single-layer fit variants (MiniLM)")
     parser.add_argument("--decoder", action="store_true", help="only the SmolLM2 decoder part (GGUF)")
     parser.add_argument("--decoder-configs", default="64:0,32:32", help="SmolLM2 map sets F:W")
@@ -433,7 +491,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.distill_only:
         features, window = (int(v) for v in args.distill_only.split(":"))
-        print(distill_minilm(features, window, args.epochs, args.texts, args.joint_steps))
+        print(distill_minilm(features, window, args.epochs, args.texts, 0))
         return 0
     if args.fit_study:
         merge(RESULTS / "learned.json", {"fit_study": fit_study()})
@@ -449,19 +507,17 @@ def main() -> int:
                            args.texts))
         return 0
     if args.llama_only:
-        print(json.dumps(llama_rows(64, 32, args.epochs, args.joint_steps), indent=2))
+        print(json.dumps(llama_rows(64, 32, args.epochs, 30), indent=2))
         return 0
     parts = set(args.parts.split(","))
-    configs = [tuple(int(v) for v in c.split(":")) for c in args.configs.split(",") if c]
+    configs = parse_configs(args.configs)
     fresh: dict = {}
     if parts & {"baselines", "learned"}:
-        fresh["minilm"] = minilm_rows(configs if "learned" in parts else [], args.epochs, args.texts,
-                                      args.joint_steps, baselines="baselines" in parts)
+        fresh["minilm"] = minilm_rows(configs if "learned" in parts else [], args, baselines="baselines" in parts)
     if "sources" in parts:
-        fresh["error_sources"] = {f"{f}:{w}": error_sources(f, w, args.epochs, args.texts, args.joint_steps)
-                                  for f, w in configs}
+        fresh["error_sources"] = {":".join(map(str, c)): error_sources(c, args) for c in configs}
     if "llama" in parts:
-        fresh["llama"] = llama_rows(64, 32, args.epochs, args.joint_steps)
+        fresh["llama"] = llama_rows(64, 32, args.epochs, 30)
     fresh.update(epochs=args.epochs, calibration_texts=args.texts)
     result = merge(RESULTS / "learned.json", fresh)
     plot(result["minilm"], RESULTS / "learned.png")
