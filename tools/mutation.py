@@ -1,37 +1,51 @@
 """``make mutation``: mutation testing of the integer arithmetic, the golden simulator and the Lava
-schedule with mutmut, in a scratch copy of the tree (the working tree is never touched).
+schedule with mutmut, in scratch copies of the tree (the working tree is never touched).
 
-Mutated: ``hardware_sim/fixed_point``, ``hardware_sim/golden``, ``hardware_sim/lava/schedule.py``.
-Tests run against each mutant: the fixed-point, golden and schedule tests of the default suite
-(Lava-starting and slow tests left out).  Prints the kill rate per module and writes the survivors
-to ``benchmarks/results/mutation.json``.
+Three groups, each run on its own (``--groups``) so one can be re-run without the others:
+``fixed_point`` (``hardware_sim/fixed_point``), ``golden`` (``hardware_sim/golden``) and ``schedule``
+(``hardware_sim/lava/schedule.py``).  Tests run against each mutant: the fixed-point, golden and
+schedule tests of the default suite (Lava-starting and slow tests left out); mutmut runs only the
+tests that call the mutated function.
+
+The kill rate counts every mutant: killed (or timed out) over all, mutants no test reaches counted
+as not killed.  Survivors judged equivalent (``tools/mutation_judged.py``, each with its reason) are
+listed apart but still count as not killed.  Results go to ``benchmarks/results/mutation.json``; a
+run of some groups keeps the others' earlier results there.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import difflib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mutation_judged import JUDGED  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ["hardware_sim/fixed_point/", "hardware_sim/golden/", "hardware_sim/lava/schedule.py"]
+GROUPS = {"fixed_point": ["hardware_sim/fixed_point/"], "golden": ["hardware_sim/golden/"],
+          "schedule": ["hardware_sim/lava/schedule.py"]}
 TESTS = ["tests/hardware_sim/test_fixed_point.py", "tests/hardware_sim/test_fixed_point_exact.py",
          "tests/hardware_sim/test_golden_steps_exact.py", "tests/hardware_sim/test_golden.py",
          "tests/hardware_sim/test_golden_features.py", "tests/hardware_sim/test_golden_loihi2.py",
-         "tests/hardware_sim/test_lava_schedule.py"]
+         "tests/hardware_sim/test_lava_schedule.py", "tests/hardware_sim/test_mutation_fixed_point.py"]
 SLOW = ["tests/hardware_sim/test_golden_loihi2.py::test_minilm_fidelity_200_sentences"]
+KILLED = ("killed", "timeout")
 
 
 def setup_cfg(sources, tests) -> str:
     lines = ["[mutmut]", "source_paths ="] + [f"    {s}" for s in sources]
     lines += ["also_copy =", "    compiler/", "    runtime/", "    hardware_sim/", "    benchmarks/", "    examples/"]
-    lines += ["pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
+    lines += ["pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests if (ROOT / t).exists()]
     lines += ["pytest_add_cli_args =", "    -m", "    not slow and not crosscheck and not lava", "    -p",
               "    no:cacheprovider"] + [f"    --deselect={t}" for t in SLOW]
     return "\n".join(lines) + "\n"
@@ -51,55 +65,154 @@ def scratch_copy(work: Path, sources, tests) -> None:
     (work / "setup.cfg").write_text(setup_cfg(sources, tests))
 
 
-def summarise(work: Path, env) -> dict:
+def statuses(work: Path, env) -> dict[str, str]:
+    """Mutant name -> mutmut's verdict (killed, survived, no tests, timeout, ...)."""
     out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work, env=env,
                          capture_output=True, text=True).stdout
-    status: dict[str, str] = {}
-    for line in out.splitlines():
-        m = re.match(r"\s*([\w.]+__mutmut_\d+): (.+)$", line)
-        if m:
-            status[m.group(1)] = m.group(2).strip()
+    found = (re.match(r"\s*([\w.ǁ]+__mutmut_\d+): (.+)$", line) for line in out.splitlines())
+    return {m.group(1): m.group(2).strip() for m in found if m}
+
+
+def mutant_diffs(work: Path, sources) -> dict[str, list[str]]:
+    """Mutant name -> the changed lines (``-`` original, ``+`` mutant), read from mutmut's mutated copies."""
+    diffs: dict[str, list[str]] = {}
+    for source in sources:
+        base = work / "mutants" / source
+        for path in sorted(base.rglob("*.py") if base.is_dir() else [base]):
+            text = path.read_text()
+            module = ".".join(path.relative_to(work / "mutants").with_suffix("").parts)
+            funcs = {n.name: n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.FunctionDef)}
+            for name, node in funcs.items():
+                stem, _, tag = name.rpartition("__mutmut_")
+                if not stem or tag == "orig" or stem + "__mutmut_orig" not in funcs:
+                    continue
+                orig = body_lines(text, funcs[stem + "__mutmut_orig"])
+                diffs[f"{module}.{name}"] = [line.rstrip() for line in difflib.unified_diff(
+                    orig, body_lines(text, node), n=0, lineterm="") if line[:1] in "+-" and line[:3] not in
+                    ("+++", "---")]
+    return diffs
+
+
+def body_lines(text: str, node: ast.FunctionDef) -> list[str]:
+    """The stripped lines of a function, its name replaced so that mutant and original compare equal."""
+    lines = ast.get_source_segment(text, node, padded=True).splitlines()
+    lines[0] = lines[0].replace(node.name, "f", 1)
+    return [line.strip() for line in lines]
+
+
+def judged(name: str, diff: list[str]) -> str | None:
+    """The reason a survivor was judged equivalent, if it is listed and its mutation is the one judged."""
+    entry = JUDGED.get(name)
+    if entry is None:
+        return None
+    snippet, reason = entry
+    return reason if any(line.startswith("+") and snippet in line for line in diff) else None
+
+
+def module_of(name: str) -> str:
+    return re.split(r"\.x(?:ǁ|_)", name, maxsplit=1)[0]
+
+
+def summarise_group(work: Path, sources, env, seconds) -> dict:
+    status = statuses(work, env)
+    diffs = mutant_diffs(work, sources)
     per_module: dict[str, Counter] = {}
     for name, state in status.items():
-        module = name.split(".x")[0].split(".xǁ")[0]
-        per_module.setdefault(module, Counter())[state] += 1
-    killed = sum(1 for s in status.values() if s == "killed")
-    counted = sum(1 for s in status.values() if s in ("killed", "survived", "timeout", "suspicious"))
-    timeouts = sum(1 for s in status.values() if s == "timeout")
-    return {"mutants": len(status), "killed": killed, "timeouts": timeouts, "counted": counted,
-            "kill_rate": (killed + timeouts) / counted if counted else None,
+        per_module.setdefault(module_of(name), Counter())[state] += 1
+    survivors, harmless = {}, {}
+    for name, state in sorted(status.items()):
+        if state in KILLED:
+            continue
+        reason = judged(name, diffs.get(name, []))
+        entry = {"status": state, "diff": diffs.get(name, [])}
+        if reason:
+            harmless[name] = {**entry, "reason": reason}
+        else:
+            survivors[name] = entry
+    return {"sources": sources, "seconds": round(seconds, 1), "commit": git_head(),
             "per_module": {m: dict(c) for m, c in sorted(per_module.items())},
-            "survivors": sorted(n for n, s in status.items() if s == "survived"),
-            "no_tests": sorted(n for n, s in status.items() if s == "no tests")}
+            "survivors": survivors, "judged_harmless": harmless}
+
+
+def git_head() -> str:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "hardware_sim"], cwd=ROOT, capture_output=True,
+                           text=True)
+    return head.stdout.strip() + ("+local changes" if dirty.stdout.strip() else "")
+
+
+def rates(per_module: dict[str, dict]) -> dict:
+    total = sum(sum(c.values()) for c in per_module.values())
+    killed = sum(c.get(k, 0) for c in per_module.values() for k in KILLED)
+    return {"mutants": total, "killed": killed, "kill_rate": killed / total if total else None}
+
+
+def report(result: dict) -> dict:
+    """Totals per group, per module and overall, from the groups' summaries."""
+    modules: dict[str, dict] = {}
+    for group in result["groups"].values():
+        modules.update(group["per_module"])
+        group.update(rates(group["per_module"]))
+        group["harmless"] = len(group["judged_harmless"])
+    result["per_module"] = {m: {**c, **rates({m: c})} for m, c in sorted(modules.items())}
+    result.update(rates(modules))
+    result["judged_harmless"] = sum(g["harmless"] for g in result["groups"].values())
+    return result
+
+
+def run_group(name: str, work: Path, max_children: int, env) -> tuple[int, float]:
+    scratch_copy(work, GROUPS[name], TESTS)
+    start = time.monotonic()
+    code = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)],
+                          cwd=work, env=env, stdout=subprocess.DEVNULL).returncode
+    return code, time.monotonic() - start
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", default="/tmp/tripartite-mutation", help="scratch directory")
-    parser.add_argument("--sources", default=",".join(SOURCES), help="comma-separated files/folders to mutate")
+    parser.add_argument("--work", default="/tmp/tripartite-mutation", help="scratch directory (one folder per group)")
+    parser.add_argument("--groups", default=",".join(GROUPS), help=f"comma-separated groups of {sorted(GROUPS)}")
     parser.add_argument("--max-children", type=int, default=2)
-    parser.add_argument("--summary-only", action="store_true", help="summarise an earlier run in --work")
+    parser.add_argument("--summary-only", action="store_true", help="summarise earlier runs in --work")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mutation.json"))
     args = parser.parse_args()
-    work = Path(args.work)
+    names = [g for g in args.groups.split(",") if g]
+    unknown = sorted(set(names) - set(GROUPS))
+    if unknown:
+        parser.error(f"unknown groups {unknown}; choose from {sorted(GROUPS)}")
     env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    if not args.summary_only:
-        scratch_copy(work, [s for s in args.sources.split(",") if s], TESTS)
-        code = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)],
-                              cwd=work, env=env).returncode
-        if code not in (0, 1):
-            print(f"mutmut failed (exit {code}); see {work}", file=sys.stderr)
-            return code
-    summary = summarise(work, env)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(summary, indent=2))
-    for module, counts in summary["per_module"].items():
-        total = sum(counts.values())
-        print(f"{module:55} {counts.get('killed', 0) + counts.get('timeout', 0):5}/{total:<5} killed")
-    rate = summary["kill_rate"]
-    print(f"kill rate {rate:.1%} of {summary['counted']} mutants ({len(summary['survivors'])} survived); "
-          f"details in {args.out}" if rate is not None else "no mutants were run")
+    out = Path(args.out)
+    old = json.loads(out.read_text()) if out.exists() else {}
+    result = {"groups": {g: v for g, v in old.get("groups", {}).items() if g in GROUPS and g not in names}}
+    for name in names:
+        work = Path(args.work) / name
+        seconds = 0.0
+        if args.summary_only:
+            seconds = old.get("groups", {}).get(name, {}).get("seconds", 0.0)
+        else:
+            code, seconds = run_group(name, work, args.max_children, env)
+            if code not in (0, 1):
+                print(f"mutmut failed on {name} (exit {code}); see {work}", file=sys.stderr)
+                return code
+        result["groups"][name] = summarise_group(work, GROUPS[name], env, seconds)
+    result = report({"groups": dict(sorted(result["groups"].items()))})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    print_table(result, out)
     return 0
+
+
+def print_table(result: dict, out: Path) -> None:
+    print(f"{'module':48} {'mutants':>7} {'killed':>6} {'rate':>6} {'no tests':>8} {'harmless':>8}")
+    for module, c in result["per_module"].items():
+        harmless = sum(1 for g in result["groups"].values() for n in g["judged_harmless"] if module_of(n) == module)
+        print(f"{module:48} {c['mutants']:7} {c['killed']:6} {c['kill_rate']:6.1%} {c.get('no tests', 0):8} "
+              f"{harmless:8}")
+    for name, g in result["groups"].items():
+        print(f"group {name:12} {g['killed']:5}/{g['mutants']:<5} killed ({g['kill_rate']:.1%}), "
+              f"{g['harmless']} survivors judged harmless, {g['seconds']:.0f} s, tree {g['commit']}")
+    print(f"overall {result['killed']}/{result['mutants']} killed ({result['kill_rate']:.1%}); "
+          f"details in {out}")
 
 
 if __name__ == "__main__":
