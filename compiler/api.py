@@ -18,10 +18,10 @@ def load_attention_graph(source) -> AttentionGraph:
 
 
 def compile(source, lowering: str = "exact", precision: str = "float64", features: int = 256, seed: int = 0,
-            max_tokens: int = 128, per_layer: dict[str, str] | None = None, orthogonal: bool = False,
+            max_tokens: int | None = None, per_layer: dict[str, str] | None = None, orthogonal: bool = False,
             calibrate=None, progress=None, debug: bool = False, rounding: str = "nearest",
             outlier_ratio: float = 0.0, split_qk: bool = False, tokenizer=None, feature_maps=None,
-            window: int | None = None) -> ProcessGraph:
+            window: int | None = None, force: bool = False) -> ProcessGraph:
     """Compile a transformer into a neuron-astrocyte process graph.
 
     Parameters
@@ -31,7 +31,8 @@ def compile(source, lowering: str = "exact", precision: str = "float64", feature
         ``per_layer`` maps that node's name to another.
     precision : float64 | float32 | loihi2.
     features, seed, orthogonal : random-feature count per head, projection seed, orthogonal rows.
-    max_tokens : context length (slots of exact circuits).
+    max_tokens : context length (slots of exact circuits); default 128, or the model's position table or
+        trained context if shorter.
     calibrate : sample inputs for the quantize pass (loihi2).
     rounding, outlier_ratio, split_qk : loihi2 weights: mantissa rounding (nearest | compensated), input
         channels louder than ``outlier_ratio`` times the median in groups of their own (0: off), a second
@@ -40,6 +41,8 @@ def compile(source, lowering: str = "exact", precision: str = "float64", feature
     tokenizer : a ``tokenizer.json`` file or its directory, embedded in the network (for sources without one).
     feature_maps, window : the learned lowering's maps (a ``tripartite distill`` file or
         :class:`compiler.distill.FeatureMaps`) and its exact ring slots (default: the window they were fitted for).
+    force : compile even when the memory estimate exceeds the available memory, or ``max_tokens`` exceeds a
+        rotary model's trained context (compiler/passes/budget.py); a position table is never exceeded.
     """
     graph = load_attention_graph(source)
     if tokenizer is not None:
@@ -49,5 +52,6 @@ def compile(source, lowering: str = "exact", precision: str = "float64", feature
     options = CompileOptions(lowering=lowering, features=features, seed=seed, orthogonal=orthogonal,
                              precision=precision, max_tokens=max_tokens, per_layer=dict(per_layer or {}),
                              calibration=calibrate, debug=debug, rounding=rounding, outlier_ratio=outlier_ratio,
-                             split_qk=split_qk, feature_maps=feature_maps, window=window)
+                             split_qk=split_qk, feature_maps=feature_maps, window=window,
+                             force=force)
     return compile_graph(graph, options, progress=progress)

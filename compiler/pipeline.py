@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from compiler.attention import AttentionGraph
 from compiler.passes.base import CompileOptions, Pass, PassManager
+from compiler.passes.budget import Budget
 from compiler.passes.lower_attention import LowerAttention
 from compiler.passes.lower_ops import LowerOps
 from compiler.passes.match_attention import MatchAttention
@@ -18,6 +19,7 @@ def passes(options: CompileOptions) -> list[Pass]:
     order: list[Pass] = [
         Validate(),         # wiring, shapes, per-layer names
         MatchAttention(),   # raw matmul/scale/mask/softmax/matmul chains -> attention nodes
+        Budget(),           # --max-tokens within the position table; the compile fits in memory
         LowerAttention(),   # attention -> features, Hebbian synapses, astrocyte, schedule
         LowerOps(),         # linear, residual, norms, activations, products, rope -> neurons and synapses
     ]

@@ -64,11 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--orthogonal", action="store_true", help="orthogonal random features (favor)")
     c.add_argument("--seed", type=int, default=0, help="seed of random features")
     c.add_argument("--precision", choices=PRECISIONS, default="float64")
-    c.add_argument("--max-tokens", type=int, default=128, help="context length (slots of exact circuits)")
+    c.add_argument("--max-tokens", type=int, default=None,
+                   help="context length (slots of exact circuits; default 128, or the model's limit if shorter)")
     c.add_argument("--calibrate", metavar="FILE", help="sample inputs (.npz or text file) for quantization")
     c.add_argument("--feature-maps", metavar="MAPS", help="learned lowering: maps written by `tripartite distill`")
     c.add_argument("--window", type=int, default=None, metavar="W",
                    help="learned lowering: exact ring slots (default: the window the maps were fitted for)")
+    c.add_argument("--force", action="store_true",
+                   help="compile even when the memory estimate exceeds what is free, or --max-tokens exceeds a "
+                        "rotary model's trained context")
 
     ds = sub.add_parser("distill", help="fit learned feature maps (the learned lowering) to a model's attention",
                         description="SOURCE: a Hugging Face checkpoint directory or a saved attention graph.")

@@ -107,7 +107,7 @@ def cmd_compile(args) -> int:
             seed=args.seed, max_tokens=args.max_tokens, per_layer=parse_layer_lowerings(args.layer_lowering),
             orthogonal=args.orthogonal, calibrate=calibration, debug=args.debug, rounding=args.rounding,
             outlier_ratio=args.outlier_ratio, split_qk=args.split_qk, feature_maps=args.feature_maps,
-            window=args.window,
+            window=args.window, force=args.force,
         )
         net.save(args.output)
     counts = {}

@@ -15,36 +15,14 @@ memory available are refused unless forced.
 
 from __future__ import annotations
 
-import os
+from compiler.passes.budget import WORD, MemoryLimitError, array_bytes, available_memory
 
-from compiler.errors import InputError
-
-WORD = 8
-
-
-class MemoryLimitError(InputError):
-    """A run would need more memory than the machine has available."""
-
-
-def available_memory() -> int:
-    """Bytes of memory available to new allocations (``MemAvailable`` of /proc/meminfo)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-def weight_bytes(net) -> int:
-    return sum(int(a.nbytes) for op in net.nodes() for a in op.to_record()[1].values())
+__all__ = ["MemoryLimitError", "available_memory", "check_memory", "run_bytes", "token_limit", "truncate_arrays"]
 
 
 def run_bytes(net, B: int, T: int, probes=()) -> int:
     """Estimated peak bytes of a run of ``B`` x ``T`` tokens (module docstring)."""
-    total = weight_bytes(net)
+    total = array_bytes(net)
     total += 2 * B * T * sum(int(getattr(op, "size", 0) or 0) for op in net.nodes()) * WORD
     for op in net.of_kind("features"):
         total += 6 * B * op.n_heads * T * op.m * WORD

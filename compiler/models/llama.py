@@ -47,7 +47,8 @@ def build_llama(cfg: LlamaConfig, tensors, source: str = "llama", tokenizer_json
     nq, nkv = cfg.num_attention_heads, cfg.num_key_value_heads
     embed = p("embed_tokens.weight", (cfg.vocab_size, H))
     encoder = InputEncoder(token_embeddings=embed, pad_token_id=cfg.pad_token_id, tokenizer_json=tokenizer_json)
-    g = AttentionGraph(name=source, meta={"family": "llama", "pooling": "last", "layer_outputs": []}, encoder=encoder)
+    g = AttentionGraph(name=source, meta={"family": "llama", "pooling": "last", "layer_outputs": [],
+                                             "context_length": cfg.max_position_embeddings}, encoder=encoder)
     x = g.add(op.Input("input", width=H))
     for i in range(cfg.num_hidden_layers):
         L, n = f"layers.{i}.", f"layer{i}."

@@ -16,6 +16,7 @@ from compiler.errors import PassError, TripartiteError
 LOWERINGS = ("exact", "favor", "relu", "elu1", "taylor2", "learned")
 PRECISIONS = ("float64", "float32", "loihi2")
 ROUNDINGS = ("nearest", "compensated")
+DEFAULT_MAX_TOKENS = 128
 
 
 @dataclass
@@ -27,7 +28,7 @@ class CompileOptions:
     seed: int = 0
     orthogonal: bool = False
     precision: str = "float64"
-    max_tokens: int = 128
+    max_tokens: int | None = None  # None: DEFAULT_MAX_TOKENS, or fewer where the position table is shorter
     per_layer: dict[str, str] = field(default_factory=dict)
     calibration: Any = None
     feature_maps: Any = None
@@ -37,6 +38,7 @@ class CompileOptions:
     rounding: str = "nearest"
     outlier_ratio: float = 0.0
     split_qk: bool = False
+    force: bool = False
 
     def __post_init__(self):
         for name, lowering in [("lowering", self.lowering)] + list(self.per_layer.items()):
@@ -48,7 +50,7 @@ class CompileOptions:
             raise TripartiteError(f"unknown rounding {self.rounding!r}; choose one of {', '.join(ROUNDINGS)}")
         if not self.outlier_ratio >= 0:
             raise TripartiteError(f"--outlier-ratio must be >= 0 (0: no outlier groups), got {self.outlier_ratio}")
-        if self.features < 1 or self.max_tokens < 1:
+        if self.features < 1 or (self.max_tokens is not None and self.max_tokens < 1):
             raise TripartiteError("--features and --max-tokens must be positive")
 
 

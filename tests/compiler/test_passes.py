@@ -73,7 +73,7 @@ class Boom(Pass):
 def test_pass_manager_names_failing_pass_and_history():
     options = CompileOptions()
     manager = PassManager(passes(options) + [Boom()])
-    with pytest.raises(PassError, match="pass 'boom' crashed after passes run before: validate, match_attention, "
+    with pytest.raises(PassError, match="pass 'boom' crashed after passes run before: validate, match_attention, budget, "
                                         "lower_attention, lower_ops: ValueError: kaput"):
         manager.run(random_bert(), options)
     with pytest.raises(PassError, match=r"pass 'boom' requires \['lowered'\]"):
@@ -89,7 +89,7 @@ def test_per_layer_lowering_and_metadata():
     seen = []
     net = compiler.compile(random_llama(), lowering="exact", per_layer={"layer1.attn": "favor"}, features=24,
                            seed=3, max_tokens=20, progress=seen.append)
-    assert seen == ["validate", "match_attention", "lower_attention", "lower_ops"]
+    assert seen == ["validate", "match_attention", "budget", "lower_attention", "lower_ops"]
     assert net.node("layer0.attn.features").lowering == "exact" and net.node("layer0.attn.features").m == 20
     f1 = net.node("layer1.attn.features")
     assert f1.lowering == "favor" and f1.m == 24 and f1.projection.shape == (2, 24, 8)
