@@ -36,6 +36,32 @@ def exact_matmul(x, mantissa) -> np.ndarray:
     return np.rint(x.astype(np.float64) @ m.astype(np.float64).T).astype(INT)
 
 
+class FloatProduct:
+    """``x @ mantissa.T`` for a fixed integer ``mantissa`` (post, pre), by a float64 matrix multiply
+    on mantissas converted once.
+
+    Calling it with integer ``x`` (..., pre) returns the exact int64 product when
+    ``max|x| max|M| pre < 2**53`` (every partial sum an exactly representable integer, so the
+    float result is the integer one in any summation order), else None: the caller then uses
+    :func:`exact_matmul`.
+    """
+
+    def __init__(self, mantissa):
+        m = np.asarray(mantissa, dtype=INT)
+        self.fan_in = m.shape[-1]
+        self.m_max = float(np.abs(m).max(initial=0))
+        self.m64 = m.astype(np.float64)
+
+    def __call__(self, x) -> np.ndarray | None:
+        x = np.asarray(x, dtype=INT)
+        if not x.size:
+            return None
+        x_max = float(max(-int(x.min()), int(x.max())))
+        if x_max * self.m_max * max(self.fan_in, 1) >= 2.0**53:
+            return None
+        return (x.astype(np.float64) @ self.m64.T).astype(INT)
+
+
 def synaptic_accumulate(
     x,
     mantissa,

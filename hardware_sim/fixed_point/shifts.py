@@ -50,6 +50,8 @@ def shift(x, s) -> np.ndarray:
     s = np.asarray(s, dtype=INT)
     if s.ndim == 0:
         return lshift_clamped(x, s) if s >= 0 else rshift_round(x, -s)
+    if s.size and s.max() < 0:  # right shifts only (e.g. one exponent per row): no left-shift pass
+        return rshift_round(x, -s)
     return np.where(s >= 0, lshift_clamped(x, np.maximum(s, 0)), rshift_round(x, np.maximum(-s, 0)))
 
 

@@ -28,11 +28,12 @@ def make_table(fn, xs: np.ndarray) -> np.ndarray:
 def interpolate(table: np.ndarray, pos) -> np.ndarray:
     """Linearly interpolated table value at fixed-point position ``pos`` (16 fraction bits)."""
     n = table.shape[0] - 2
-    pos = np.clip(np.asarray(pos, dtype=INT), 0, n << POS_FRAC)
+    pos = np.minimum(np.maximum(np.asarray(pos, dtype=INT), 0), n << POS_FRAC)
     i = pos >> POS_FRAC
     r = pos & ((1 << POS_FRAC) - 1)
-    lo = table[i]
-    return lo + rshift_round((table[i + 1] - lo) * r, POS_FRAC)
+    step = np.take(np.diff(table), i)  # T[i+1] - T[i], gathered from the small table of differences
+    step *= r
+    return np.take(table, i) + rshift_round(step, POS_FRAC)
 
 
 def floor_log2(x) -> np.ndarray:

@@ -124,7 +124,8 @@ def hebbian(op, args, run):
         u, H, acc = causal_hebbian(op, v, feats.write, feats.read, teacher.exp, feats.exp, w_exp, u_exp, scale,
                                    run.counter, run.initial(op.name, "sum"))
         run.keep_state(op.name, sum=acc)
-    run.probe("weights", op.name, "weights", grow(to_float(H, w_exp), op.m))
+    if "weights" in run.probe_kinds:
+        run.probe("weights", op.name, "weights", grow(to_float(H, w_exp), op.m))
     return FixedHebbian(op, H, w_exp, u, u_exp, v_all, teacher.exp)
 
 
@@ -188,7 +189,9 @@ def record_probes(op, feats, run, calcium, c_exp, z, z_exp, offset, T):
         B, H, _, n = calcium.shape
         c = grow(np.broadcast_to(to_float(calcium, c_exp), (B, H, T, n)), op.m)
         run.probe("calcium", op.name, "calcium", c.transpose(0, 2, 1, 3))
-    run.probe("soma", op.name, "soma_sum", to_float(z, z_exp).transpose(0, 2, 1))
+    if "soma" in run.probe_kinds:
+        run.probe("soma", op.name, "soma_sum", to_float(z, z_exp).transpose(0, 2, 1))
+        if offset is not None:
+            run.probe("soma", op.name, "soma_offset", to_float(offset, feats.score_exp).transpose(0, 2, 1))
     if offset is not None:
-        run.probe("soma", op.name, "soma_offset", to_float(offset, feats.score_exp).transpose(0, 2, 1))
         probe_activity(run, feats)

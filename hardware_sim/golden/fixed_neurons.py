@@ -45,6 +45,8 @@ from hardware_sim.fixed_point import (
     synaptic_accumulate,
     to_float,
 )
+from hardware_sim.fixed_point.accumulate import FloatProduct
+from hardware_sim.golden.fixed_prepared import node_key, prepared_on_node
 from hardware_sim.golden.fixed_registry import Fx, fixed_behaviour, qexp
 
 NORM_T_EXP = -TABLE_FRAC  # normalised activity c r, |c r| <= 1
@@ -69,6 +71,7 @@ class SynapseParams:
     bias: np.ndarray | None
     x_exp: int
     y_exp: int
+    product: object = None  # FloatProduct of the mantissas (exact float64 matmul), made by synapse_params
 
 
 def synapse_params(op, x_exp: int, counter, name: str) -> SynapseParams:
@@ -80,7 +83,7 @@ def synapse_params(op, x_exp: int, counter, name: str) -> SynapseParams:
         w_exp = np.asarray(rows, dtype=INT) if rows is not None else qexp(op, "w_exp")
         m = mantissas(op.weight, w_exp)
     b = None if op.bias is None else quantize(op.bias, y_exp, STATE_BITS, counter, name)
-    return SynapseParams(m, w_exp, b, x_exp, y_exp)
+    return SynapseParams(m, w_exp, b, x_exp, y_exp, None if m is None else FloatProduct(m))
 
 
 def synapse_step(p: SynapseParams, x, counter, name: str) -> np.ndarray:
@@ -88,6 +91,10 @@ def synapse_step(p: SynapseParams, x, counter, name: str) -> np.ndarray:
     if p.mantissa is None:
         y = shift(np.asarray(x, dtype=INT), p.x_exp - p.y_exp)
         return saturate(y if p.bias is None else y + p.bias, STATE_BITS, counter, name)
+    if p.product is not None:
+        acc = p.product(x)
+        if acc is not None:
+            return synaptic_accumulate(acc, None, p.w_exp, p.x_exp, p.y_exp, p.bias, counter, name)
     return synaptic_accumulate(x, p.mantissa, p.w_exp, p.x_exp, p.y_exp, p.bias, counter, name)
 
 
@@ -204,23 +211,28 @@ def output_decoder(op, args, run):
 @fixed_behaviour("synapses")
 def synapses(op, args, run):
     x: Fx = args["pre"]
-    p = run.prepared(op.name, "params", lambda: synapse_params(op, x.exp, run.counter, op.name))
+    p = run.prepared(op.name, "params", lambda: prepared_on_node(
+        op, "synapses", node_key(op, x.exp), lambda c: synapse_params(op, x.exp, c, op.name), run.counter))
     return Fx(synapse_step(p, x.q, run.counter, op.name), p.y_exp)
 
 
 @fixed_behaviour("population")
 def population(op, args, run):
     y = Fx(population_step(op, [args[p] for p in op.input_ports()], run.positions, run.counter), qexp(op))
-    run.probe("activity", op.name, "activity", y.value())
+    if "activity" in run.probe_kinds:  # values are formed only for probes someone asked for
+        run.probe("activity", op.name, "activity", y.value())
     return y
 
 
 @fixed_behaviour("norm_astrocyte")
 def norm_astrocyte(op, args, run):
     x: Fx = args["x"]
-    p = run.prepared(op.name, "params", lambda: norm_params(op, x.exp, run.counter))
+    p = run.prepared(op.name, "params", lambda: prepared_on_node(
+        op, "norm", node_key(op, x.exp), lambda c: norm_params(op, x.exp, c), run.counter))
     y, r = norm_step(p, x.q, run.counter, op.name)
     out = Fx(y, p.y_exp)
-    run.probe("activity", op.name, "activity", out.value())
-    run.probe("soma", op.name, "gain", to_float(r, p.r_exp) * math.sqrt(p.n))
+    if "activity" in run.probe_kinds:
+        run.probe("activity", op.name, "activity", out.value())
+    if "soma" in run.probe_kinds:
+        run.probe("soma", op.name, "gain", to_float(r, p.r_exp) * math.sqrt(p.n))
     return out
