@@ -36,6 +36,11 @@ def exact_matmul(x, mantissa) -> np.ndarray:
     return np.rint(x.astype(np.float64) @ m.astype(np.float64).T).astype(INT)
 
 
+def _max_abs(x: np.ndarray) -> float:
+    """``max |x|`` (0 for an empty array) from two reductions, without a temporary ``|x|``."""
+    return float(max(-int(x.min()), int(x.max()))) if x.size else 0.0
+
+
 class FloatProduct:
     """``x @ mantissa.T`` for a fixed integer ``mantissa`` (post, pre), by a float64 matrix multiply
     on mantissas converted once.
@@ -54,10 +59,7 @@ class FloatProduct:
 
     def __call__(self, x) -> np.ndarray | None:
         x = np.asarray(x, dtype=INT)
-        if not x.size:
-            return None
-        x_max = float(max(-int(x.min()), int(x.max())))
-        if x_max * self.m_max * max(self.fan_in, 1) >= 2.0**53:
+        if not x.size or _max_abs(x) * self.m_max * max(self.fan_in, 1) >= 2.0**53:
             return None
         return (x.astype(np.float64) @ self.m64.T).astype(INT)
 
@@ -101,9 +103,9 @@ def exact_product(a, b) -> np.ndarray:
     a = np.asarray(a, dtype=INT)
     b = np.asarray(b, dtype=INT)
     k = a.shape[-1]
-    bound = float(np.abs(a).max(initial=0)) * float(np.abs(b).max(initial=0)) * max(k, 1)
-    if bound < 2.0**53:
-        return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(INT)
+    bound = _max_abs(a) * _max_abs(b) * max(k, 1)
+    if bound < 2.0**53:  # the float64 product is the exact integer one: no rounding needed
+        return (a.astype(np.float64) @ b.astype(np.float64)).astype(INT)
     if bound >= 2.0**63:
         raise ValueError(f"integer product of {k} terms may exceed 63 bits (bound {bound:.3g})")
     return a @ b

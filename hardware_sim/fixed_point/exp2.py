@@ -40,7 +40,7 @@ def exp2_fixed(u, u_frac: int, y_exp: int, counter: SaturationCounter | None = N
     n = u >> U_FRAC
     f = u & ((INT(1) << U_FRAC) - 1)
     p = interpolate(EXP2_TABLE, f)
-    n = np.clip(n, -200, 200)
+    n = np.minimum(np.maximum(n, -200), 200)
     return saturate(shift(p, n - TABLE_FRAC - y_exp), bits, counter, name)
 
 

@@ -30,6 +30,9 @@ def rshift_round(x, k) -> np.ndarray:
         y >>= k
         return y
     k = np.minimum(np.asarray(k, dtype=INT), 62)
+    if k.size and k.min() >= 0:  # half = 2**(k-1), or 0 for k = 0
+        y = x + (np.left_shift(INT(1), k) >> 1)
+        return np.right_shift(y, k, out=y) if isinstance(y, np.ndarray) else np.right_shift(y, k)
     half = np.where(k > 0, np.left_shift(INT(1), np.maximum(k - 1, 0)), 0)
     return np.right_shift(x + half, k)
 
@@ -45,12 +48,19 @@ def lshift_clamped(x, k) -> np.ndarray:
     return np.where(np.abs(x) >= limit, np.where(x >= 0, _BIG, -_BIG), y)
 
 
+def _within(x, limit: int) -> bool:
+    """Every ``|x| < limit`` (two reductions, no temporaries)."""
+    x = np.asarray(x)
+    return bool(x.size == 0 or (-limit < x.min() and x.max() < limit))
+
+
 def shift(x, s) -> np.ndarray:
     """``x * 2**s`` with round-half-up for negative ``s`` (scalar or broadcastable array)."""
     s = np.asarray(s, dtype=INT)
     if s.ndim == 0:
         return lshift_clamped(x, s) if s >= 0 else rshift_round(x, -s)
-    if s.size and s.max() < 0:  # right shifts only (e.g. one exponent per row): no left-shift pass
+    top = s.max() if s.size else 0
+    if top < 0 or (top == 0 and _within(x, _BIG)):  # right shifts only (a shift by 0 has nothing to clamp)
         return rshift_round(x, -s)
     return np.where(s >= 0, lshift_clamped(x, np.maximum(s, 0)), rshift_round(x, np.maximum(-s, 0)))
 

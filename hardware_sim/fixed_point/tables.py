@@ -28,7 +28,9 @@ def make_table(fn, xs: np.ndarray) -> np.ndarray:
 def interpolate(table: np.ndarray, pos) -> np.ndarray:
     """Linearly interpolated table value at fixed-point position ``pos`` (16 fraction bits)."""
     n = table.shape[0] - 2
-    pos = np.minimum(np.maximum(np.asarray(pos, dtype=INT), 0), n << POS_FRAC)
+    pos = np.asarray(pos, dtype=INT)
+    if pos.size and (pos.min() < 0 or pos.max() > n << POS_FRAC):
+        pos = np.minimum(np.maximum(pos, 0), n << POS_FRAC)
     i = pos >> POS_FRAC
     r = pos & ((1 << POS_FRAC) - 1)
     step = np.take(np.diff(table), i)  # T[i+1] - T[i], gathered from the small table of differences

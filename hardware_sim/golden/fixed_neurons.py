@@ -91,10 +91,12 @@ def synapse_step(p: SynapseParams, x, counter, name: str) -> np.ndarray:
     if p.mantissa is None:
         y = shift(np.asarray(x, dtype=INT), p.x_exp - p.y_exp)
         return saturate(y if p.bias is None else y + p.bias, STATE_BITS, counter, name)
-    if p.product is not None:
-        acc = p.product(x)
-        if acc is not None:
-            return synaptic_accumulate(acc, None, p.w_exp, p.x_exp, p.y_exp, p.bias, counter, name)
+    acc = None if p.product is None else p.product(x)
+    if acc is not None:  # a new array: shifted and biased in place where possible
+        y = shift(acc, p.w_exp + p.x_exp - p.y_exp)
+        if p.bias is not None:
+            y += p.bias
+        return saturate(y, STATE_BITS, counter, name)
     return synaptic_accumulate(x, p.mantissa, p.w_exp, p.x_exp, p.y_exp, p.bias, counter, name)
 
 
