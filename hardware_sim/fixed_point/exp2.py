@@ -50,3 +50,57 @@ def exp_fixed(x, x_exp: int, y_exp: int, counter: SaturationCounter | None = Non
     x = saturate(x, 32, counter, name)
     u = shift(x * LOG2E, x_exp - LOG2E_FRAC + U_FRAC)
     return exp2_fixed(u, U_FRAC, y_exp, counter, name, bits)
+
+
+MEMO_MAX_ENTRIES = 1 << 23
+_MEMOS: dict = {}
+
+
+class _ExpMemo:
+    """``exp_fixed(-i, x_exp, y_exp)`` for ``i = 0 .. N``, tabulated once enough values were asked for.
+
+    ``N`` lies an octave beyond the input where the output rounds to 0; the table's last entry is
+    checked to be 0.  The table is made only after callers asked for ``N`` values of this
+    ``(x_exp, y_exp, bits)`` (so it costs at most what it saves), and never when making it counts a
+    saturation or its last entry is not 0.
+    """
+
+    def __init__(self, x_exp: int, y_exp: int, bits: int):
+        self.key = (x_exp, y_exp, bits)
+        n = math.ceil((2 - y_exp) * math.log(2) * 2.0 ** (-x_exp))
+        self.n = max(n, 1) if n <= MEMO_MAX_ENTRIES else None
+        self.asked = 0
+        self.table = None
+
+    def lookup(self, size: int) -> np.ndarray | None:
+        if self.n is None or self.table is not None:
+            return self.table
+        self.asked += size
+        if self.asked >= self.n:
+            own = SaturationCounter()
+            table = exp_fixed(-np.arange(self.n + 1, dtype=INT), *self.key[:2], own, "memo", self.key[2])
+            if own.total or table[-1] != 0:
+                self.n = None
+                return None
+            self.table = table.astype(np.int32) if table.max(initial=0) < 2**31 else table
+        return self.table
+
+
+def exp_nonpositive(x, x_exp: int, y_exp: int, counter: SaturationCounter | None = None, name: str = "",
+                    bits: int = STATE_BITS) -> np.ndarray:
+    """:func:`exp_fixed` bit for bit, by one table lookup where every ``x`` lies in ``[-2**31, 0]``.
+
+    On that range ``exp_fixed`` counts no input saturation, is non-negative and non-decreasing, so
+    every input below ``-N`` gives ``exp_fixed(-N) = 0`` and ``y = table[min(-x, N)]``
+    (:class:`_ExpMemo`).  Other inputs, and calls before the table exists, go to :func:`exp_fixed`.
+    """
+    x = np.asarray(x, dtype=INT)
+    key = (int(x_exp), int(y_exp), int(bits))
+    memo = _MEMOS.get(key)
+    if memo is None:
+        memo = _MEMOS[key] = _ExpMemo(*key)
+    if x.size and -(1 << 31) <= x.min() and x.max() <= 0:
+        table = memo.lookup(x.size)
+        if table is not None:
+            return np.take(table, np.minimum(np.negative(x), len(table) - 1)).astype(INT)
+    return exp_fixed(x, x_exp, y_exp, counter, name, bits)

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from compiler.errors import SimulationError
-from hardware_sim.fixed_point import INT, STATE_BITS, exact_product, exp_fixed, saturate, shift, to_float
+from hardware_sim.fixed_point import INT, STATE_BITS, exact_product, saturate, shift, to_float
+from hardware_sim.fixed_point.exp2 import exp_nonpositive
 from hardware_sim.golden.features import check_slots, heads
 from hardware_sim.golden.fixed_registry import Fx, fixed_behaviour, qexp
 from hardware_sim.golden.stream import grow
@@ -89,7 +90,7 @@ def slot_response_step(potential, written, score_exp: int, f_exp: int, counter, 
     masked = np.where(written, potential, floor)
     s = masked.max(axis=-1, keepdims=True)
     s = np.where(s > floor, s, 0)
-    f = exp_fixed(np.where(written, potential - s, floor), score_exp, f_exp, counter, name)
+    f = exp_nonpositive(np.where(written, potential - s, floor), score_exp, f_exp, counter, name)  # = exp_fixed
     return np.where(written, f, 0), s[..., 0]
 
 
