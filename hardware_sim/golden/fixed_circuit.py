@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hardware_sim.fixed_point import (
+    INT,
     STATE_BITS,
     TABLE_FRAC,
     exact_product,
@@ -66,10 +67,27 @@ def scale_q22(x, scale, counter, name: str) -> np.ndarray:
     return saturate(shift(x * quantize(scale, -TABLE_FRAC, 32), -TABLE_FRAC), STATE_BITS, counter, name)
 
 
-def hebbian_write_step(v, fk, v_exp: int, f_exp: int, w_exp: int, counter, name: str) -> np.ndarray:
-    """``H = sat(shift(v^T f(k), e_v + e_f - e_w))``: v (..., T, dv), fk (..., T, m) -> (..., dv, m)."""
-    return saturate(shift(exact_product(np.swapaxes(v, -1, -2), fk), v_exp + f_exp - w_exp), STATE_BITS, counter,
-                    name)
+def hebbian_write_step(v, fk, v_exp: int, f_exp: int, w_exp: int, counter, name: str, product=None) -> np.ndarray:
+    """``H = sat(shift(v^T f(k), e_v + e_f - e_w))``: v (..., T, dv), fk (..., T, m) -> (..., dv, m);
+    ``product``: ``v^T f(k)`` when the caller already has it exactly (:func:`slot_write_product`)."""
+    if product is None:
+        product = exact_product(np.swapaxes(v, -1, -2), fk)
+    return saturate(shift(product, v_exp + f_exp - w_exp), STATE_BITS, counter, name)
+
+
+def slot_write_product(v, w, f_exp: int, start: int) -> np.ndarray | None:
+    """``v^T write`` for exact-slot writes (slot ``start + t`` fires ``w_t 2**-f_exp``, see
+    :func:`~hardware_sim.golden.fixed_features.slot_writes_int`) by indexing: column ``start + t``
+    is ``v_t w_t 2**-f_exp``, earlier columns 0.  That is :func:`exact_product` of the one-hot
+    writes whenever its bound ``max|v| max|write| T`` is below ``2**53``; otherwise None."""
+    B, G, T, dv = v.shape
+    pulse = w.astype(INT) * (INT(1) << INT(-f_exp))
+    bound = float(np.abs(v).max(initial=0)) * float(np.abs(pulse).max(initial=0)) * max(T, 1)
+    if not T or bound >= 2.0**53:
+        return None
+    out = np.zeros((B, G, dv, start + T), dtype=INT)
+    out[..., start:] = np.swapaxes(v, -1, -2) * pulse[:, None, None, :]
+    return out
 
 
 def hebbian_read_step(H, fq, f_exp: int, w_exp: int, u_exp: int, counter, name: str) -> np.ndarray:
@@ -110,7 +128,10 @@ def hebbian(op, args, run):
     scale = fit(run.intervention(op.name, "weight_scale"), n)
     u = None
     if op.gated or feats.schedule.mode != "causal":
-        H = hebbian_write_step(v, feats.write, teacher.exp, feats.exp, w_exp, run.counter, op.name)
+        copied = None  # exact slots: the one-hot write product is a copy of the values
+        if feats.op.lowering == "exact":
+            copied = slot_write_product(v, run.written_int(feats.schedule), feats.exp, run.start)
+        H = hebbian_write_step(v, feats.write, teacher.exp, feats.exp, w_exp, run.counter, op.name, copied)
         earlier = grow(run.initial(op.name, "weights"), n)
         if earlier is not None:
             H = earlier + H
