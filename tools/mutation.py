@@ -37,7 +37,10 @@ GROUPS = {"fixed_point": ["hardware_sim/fixed_point/"], "golden": ["hardware_sim
 TESTS = ["tests/hardware_sim/test_fixed_point.py", "tests/hardware_sim/test_fixed_point_exact.py",
          "tests/hardware_sim/test_golden_steps_exact.py", "tests/hardware_sim/test_golden.py",
          "tests/hardware_sim/test_golden_features.py", "tests/hardware_sim/test_golden_loihi2.py",
-         "tests/hardware_sim/test_lava_schedule.py", "tests/hardware_sim/test_mutation_fixed_point.py"]
+         "tests/hardware_sim/test_lava_schedule.py", "tests/hardware_sim/test_mutation_fixed_point.py",
+         "tests/hardware_sim/test_golden_learned.py", "tests/hardware_sim/test_learned_fixed.py",
+         "tests/hardware_sim/test_learned_fixed_steps.py", "tests/runtime/test_session.py",
+         "tests/hardware_sim/test_mutation_schedule.py", "tests/hardware_sim/test_mutation_golden.py"]
 SLOW = ["tests/hardware_sim/test_golden_loihi2.py::test_minilm_fidelity_200_sentences"]
 KILLED = ("killed", "timeout")
 
