@@ -58,10 +58,15 @@ class FloatProduct:
         self.m64 = m.astype(np.float64)
 
     def __call__(self, x) -> np.ndarray | None:
+        acc = self.as_float(x)
+        return None if acc is None else acc.astype(INT).reshape(np.shape(x)[:-1] + (-1,))
+
+    def as_float(self, x) -> np.ndarray | None:
+        """The exact product as float64 (integer values), or None (see the class docstring)."""
         x = np.asarray(x, dtype=INT)
         if not x.size or _max_abs(x) * self.m_max * max(self.fan_in, 1) >= 2.0**53:
             return None
-        return (x.astype(np.float64) @ self.m64.T).astype(INT)
+        return x.reshape(-1, x.shape[-1]).astype(np.float64) @ self.m64.T
 
 
 def synaptic_accumulate(

@@ -38,6 +38,7 @@ from hardware_sim.fixed_point import (
 )
 from hardware_sim.golden.circuit import grouped
 from hardware_sim.golden.features import heads
+from hardware_sim.golden.fixed_blocks import pair_blocks, part
 from hardware_sim.golden.fixed_features import FixedFeatures, probe_activity, slot_response_step
 from hardware_sim.golden.fixed_registry import Fx, fixed_behaviour, qexp
 from hardware_sim.golden.learned import ring_values
@@ -187,11 +188,16 @@ def astrocyte(op, args, run):
     calcium = saturate(shift(np.repeat(acc, feats.group, axis=1), feats.exp - c_exp), STATE_BITS, run.counter,
                        op.name)
     offset = None
+    scale = fit(run.intervention(op.name, "calcium_scale"), calcium.shape[-1])
+    if feats.potential is not None and syn.op.gated and op.eps == 0:
+        y, z, offset = exact_blocks(op, feats, syn, calcium, scale_q22(calcium, scale, run.counter, op.name), run)
+        B, H, T, dv = y.shape
+        record_probes(op, feats, run, calcium, c_exp, z, z_exp, offset, T)
+        return Fx(y.transpose(0, 2, 1, 3).reshape(B, T, H * dv), y_exp)
     if feats.potential is not None:
         feats.read, offset = slot_response_step(feats.potential, calcium > 0, feats.score_exp, feats.exp,
                                                 run.counter, feats.op.name)
-    calcium = scale_q22(calcium, fit(run.intervention(op.name, "calcium_scale"), calcium.shape[-1]), run.counter,
-                        op.name)
+    calcium = scale_q22(calcium, scale, run.counter, op.name)
     r, p_exp, z, recip, alive = soma_step(calcium, feats.read, c_exp, feats.exp, z_exp, r_exp, op.eps, run.counter,
                                           op.name)
     if syn.op.gated:
@@ -202,6 +208,30 @@ def astrocyte(op, args, run):
     B, H, T, dv = y.shape
     record_probes(op, feats, run, calcium, c_exp, z, z_exp, offset, T)
     return Fx(y.transpose(0, 2, 1, 3).reshape(B, T, H * dv), y_exp)
+
+
+def exact_blocks(op, feats, syn, calcium, scaled, run):
+    """Slot responses, soma and gated output of an exact circuit (``eps = 0``) on blocks of
+    (sequence, key/value heads) (:mod:`.fixed_blocks`): the same integers and saturation counts as
+    the whole batch at once.  Sets ``feats.read``; returns ``y`` (B, H, T, dv), ``z`` and the offset."""
+    c_exp, z_exp, r_exp, y_exp = qexp(op, "calcium_exp"), qexp(op, "soma_exp"), qexp(op, "recip_exp"), qexp(op)
+    pot, written, H = feats.potential, calcium > 0, syn.weights
+    B, Hn, T, n = pot.shape
+    G = syn.op.n_kv_heads
+    r = Hn // G
+    read, y = np.empty(pot.shape, dtype=INT), np.empty((B, Hn, T, H.shape[-2]), dtype=INT)
+    z, offset = np.empty((B, Hn, T), dtype=INT), np.empty((B, Hn, T), dtype=INT)
+    for b, groups in pair_blocks(B, G, r * T * n):
+        heads = slice(groups.start * r, groups.stop * r)
+        f, s = slot_response_step(part(pot, b, heads), part(written, b, heads), feats.score_exp, feats.exp,
+                                  run.counter, feats.op.name)
+        resp, p_exp, zb, recip, _ = soma_step(part(scaled, b, heads), f, c_exp, feats.exp, z_exp, r_exp, 0.0,
+                                              run.counter, op.name)
+        y[b:b + 1, heads] = gated_output_step(resp, recip, part(H, b, groups), p_exp, r_exp, syn.w_exp, y_exp,
+                                              groups.stop - groups.start, run.counter, op.name)
+        read[b:b + 1, heads], z[b:b + 1, heads], offset[b:b + 1, heads] = f, zb, s
+    feats.read = read
+    return y, z, offset
 
 
 def record_probes(op, feats, run, calcium, c_exp, z, z_exp, offset, T):

@@ -46,6 +46,7 @@ from hardware_sim.fixed_point import (
     to_float,
 )
 from hardware_sim.fixed_point.accumulate import FloatProduct
+from hardware_sim.golden.fixed_blocks import by_rows
 from hardware_sim.golden.fixed_prepared import node_key, prepared_on_node
 from hardware_sim.golden.fixed_registry import Fx, fixed_behaviour, qexp
 
@@ -91,13 +92,19 @@ def synapse_step(p: SynapseParams, x, counter, name: str) -> np.ndarray:
     if p.mantissa is None:
         y = shift(np.asarray(x, dtype=INT), p.x_exp - p.y_exp)
         return saturate(y if p.bias is None else y + p.bias, STATE_BITS, counter, name)
-    acc = None if p.product is None else p.product(x)
-    if acc is not None:  # a new array: shifted and biased in place where possible
-        y = shift(acc, p.w_exp + p.x_exp - p.y_exp)
-        if p.bias is not None:
-            y += p.bias
-        return saturate(y, STATE_BITS, counter, name)
-    return synaptic_accumulate(x, p.mantissa, p.w_exp, p.x_exp, p.y_exp, p.bias, counter, name)
+    acc = None if p.product is None else p.product.as_float(x)
+    if acc is None:
+        return synaptic_accumulate(x, p.mantissa, p.w_exp, p.x_exp, p.y_exp, p.bias, counter, name)
+    y = by_rows(lambda a: synapse_output(p, a, counter, name), [acc], acc.shape[-1])
+    return y.reshape(np.shape(x)[:-1] + (acc.shape[-1],))
+
+
+def synapse_output(p: SynapseParams, acc, counter, name: str) -> np.ndarray:
+    """``sat(shift(acc, e_w + e_x - e_y) + b)`` for exact sums ``acc`` (float64 holding integers)."""
+    y = shift(acc.astype(INT), p.w_exp + p.x_exp - p.y_exp)  # a new array: biased in place
+    if p.bias is not None:
+        y += p.bias
+    return saturate(y, STATE_BITS, counter, name)
 
 
 # ---- populations ------------------------------------------------------------------------------------
@@ -218,9 +225,19 @@ def synapses(op, args, run):
     return Fx(synapse_step(p, x.q, run.counter, op.name), p.y_exp)
 
 
+def population_blocks(op, inputs: list[Fx], positions, counter) -> np.ndarray:
+    """:func:`population_step` on blocks of tokens (:mod:`.fixed_blocks`; rotary populations whole)."""
+    qs = [i.q for i in inputs]
+    if op.response == "rotary" or len({q.shape for q in qs}) != 1:
+        return population_step(op, inputs, positions, counter)
+    exps = [i.exp for i in inputs]
+    return by_rows(lambda *qs: population_step(op, [Fx(q, e) for q, e in zip(qs, exps)], positions, counter), qs,
+                   qs[0].shape[-1])
+
+
 @fixed_behaviour("population")
 def population(op, args, run):
-    y = Fx(population_step(op, [args[p] for p in op.input_ports()], run.positions, run.counter), qexp(op))
+    y = Fx(population_blocks(op, [args[p] for p in op.input_ports()], run.positions, run.counter), qexp(op))
     if "activity" in run.probe_kinds:  # values are formed only for probes someone asked for
         run.probe("activity", op.name, "activity", y.value())
     return y
