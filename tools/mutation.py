@@ -83,24 +83,25 @@ def mutant_diffs(work: Path, sources) -> dict[str, list[str]]:
         base = work / "mutants" / source
         for path in sorted(base.rglob("*.py") if base.is_dir() else [base]):
             text = path.read_text()
+            lines = text.splitlines()
             module = ".".join(path.relative_to(work / "mutants").with_suffix("").parts)
             funcs = {n.name: n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.FunctionDef)}
             for name, node in funcs.items():
                 stem, _, tag = name.rpartition("__mutmut_")
                 if not stem or tag == "orig" or stem + "__mutmut_orig" not in funcs:
                     continue
-                orig = body_lines(text, funcs[stem + "__mutmut_orig"])
+                orig = body_lines(lines, funcs[stem + "__mutmut_orig"])
                 diffs[f"{module}.{name}"] = [line.rstrip() for line in difflib.unified_diff(
-                    orig, body_lines(text, node), n=0, lineterm="") if line[:1] in "+-" and line[:3] not in
+                    orig, body_lines(lines, node), n=0, lineterm="") if line[:1] in "+-" and line[:3] not in
                     ("+++", "---")]
     return diffs
 
 
-def body_lines(text: str, node: ast.FunctionDef) -> list[str]:
+def body_lines(lines: list[str], node: ast.FunctionDef) -> list[str]:
     """The stripped lines of a function, its name replaced so that mutant and original compare equal."""
-    lines = ast.get_source_segment(text, node, padded=True).splitlines()
-    lines[0] = lines[0].replace(node.name, "f", 1)
-    return [line.strip() for line in lines]
+    body = [line.strip() for line in lines[node.lineno - 1 : node.end_lineno]]
+    body[0] = body[0].replace(node.name, "f", 1)
+    return body
 
 
 def judged(name: str, diff: list[str]) -> str | None:

@@ -215,3 +215,107 @@ def test_a_missing_exponent_says_how_to_get_it():
         qexp(op, "in_exp")
     assert qexp(SimpleNamespace(name="p", kind="x", quant={"exp": "-7"})) == -7
     assert math.isclose(Fx(np.array([3]), -2).value()[0], 0.75)
+
+
+# ---- the simulator's front door: refusals, probes, positions, interventions, streams ----------------
+@pytest.fixture(scope="module")
+def bert_net():
+    from compiler.api import compile as compile_model
+    from compiler.models import random_bert
+
+    graph = random_bert(seed=5)
+    net = compile_model(graph, max_tokens=8)
+    x = graph.encoder.encode(np.random.default_rng(0).integers(3, 60, (2, 4)))
+    return net, x
+
+
+def test_simulate_refusals_name_the_problem(bert_net):
+    from compiler.errors import InputError
+    from hardware_sim.golden import simulate
+
+    net, x = bert_net
+    with pytest.raises(InputError, match=r"^golden simulator runs float64, float32 or loihi2, not 'float16'$"):
+        simulate(net, x, precision="float16")
+    with pytest.raises(InputError, match=r"^unknown probe\(s\) \['spikes'\]; choose from calcium, soma, weights, "
+                                         r"activity or all$"):
+        simulate(net, x, probes={"spikes"})
+    with pytest.raises(InputError, match=r"^positions must have shape \(2, 4\), got \(2, 3\)$"):
+        simulate(net, x, positions=np.zeros((2, 3), dtype=np.int64))
+    with pytest.raises(InputError, match=r"got \(2, 4, 31\)$"):
+        simulate(net, x[..., :-1])
+
+
+def test_all_probes_are_every_kind(bert_net):
+    from hardware_sim.golden import simulate
+
+    net, x = bert_net
+    every = simulate(net, x, probes={"all"}).probes
+    each = {}
+    for kind in ("calcium", "soma", "weights", "activity"):
+        each.update(simulate(net, x, probes={kind}).probes)
+    assert sorted(every) == sorted(each) and every
+    for key in every:
+        np.testing.assert_array_equal(every[key], each[key])
+
+
+def test_intervention_refusals_name_node_action_and_shape(bert_net):
+    from hardware_sim.golden import simulate
+
+    net, x = bert_net
+    astro, heb = "layer0.attn.astrocyte", "layer0.attn.hebbian"
+    H, m = net.node(astro).n_heads, net.node(astro).m
+    pop = net.of_kind("population")[0].name
+    cases = [
+        ({"nowhere": {"calcium_scale": 1.0}}, r"^golden: intervention names unknown node 'nowhere'$"),
+        ({pop: {"calcium_scale": 1.0}}, rf"^golden: node '{pop}' \(population\) has no intervention "
+                                        r"'calcium_scale'; available: none$"),
+        ({heb: {"calcium_scale": 1.0}}, rf"^golden: node '{heb}' \(hebbian_synapses\) has no intervention "
+                                        r"'calcium_scale'; available: weight_scale$"),
+        ({astro: {"calcium_scale": np.ones((H, m + 1))}}, rf"^golden: intervention 'calcium_scale' on '{astro}' has "
+                                                          rf"shape \({H}, {m + 1}\); expected \(batch,\) \+ "
+                                                          rf"\({H}, {m}\) or \({H}, {m}\)$"),
+        ({astro: {"calcium_scale": np.ones((3, H, m))}}, rf"^golden: intervention 'calcium_scale' on '{astro}' has "
+                                                         r"batch 3, input batch is 2$"),
+    ]
+    for interventions, message in cases:
+        with pytest.raises(SimulationError, match=message):
+            simulate(net, x, interventions=interventions)
+
+
+def test_per_sequence_interventions_act_on_their_sequence_only(bert_net):
+    from hardware_sim.golden import simulate
+
+    net, x = bert_net
+    astro = "layer0.attn.astrocyte"
+    H, m = net.node(astro).n_heads, net.node(astro).m
+    scale = np.ones((2, H, m))
+    scale[1, :, 0] = 0.0  # silence token 0 in sequence 1 only
+    keep = (astro,)
+    base = simulate(net, x, keep=keep).values[astro]
+    out = simulate(net, x, keep=keep, interventions={astro: {"calcium_scale": scale}}).values[astro]
+    np.testing.assert_array_equal(out[0], base[0])
+    assert not np.allclose(out[1], base[1])
+    same = simulate(net, x, keep=keep, interventions={astro: {"calcium_scale": [[1.0] * m] * H}}).values[astro]
+    np.testing.assert_array_equal(same, base)
+
+
+@pytest.mark.parametrize("precision", ["float64", "loihi2"])
+def test_a_run_in_two_halves_equals_one_run(precision):
+    """A stream continued from the first half's state gives the second half of one whole run."""
+    from compiler.api import compile as compile_model
+    from compiler.models import LlamaConfig, random_llama
+    from hardware_sim.golden import simulate
+
+    graph = random_llama(LlamaConfig(num_hidden_layers=1), seed=2)
+    net = compile_model(graph, max_tokens=8, precision=precision)
+    x = graph.encoder.encode(np.random.default_rng(1).integers(3, 60, (1, 6)))
+    whole = simulate(net, x, precision=precision)
+    first = simulate(net, x[:, :4], precision=precision)
+    assert first.stream.start == 4
+    second = simulate(net, x[:, 4:], precision=precision, stream=first.stream)
+    assert second.stream.start == 6 and set(second.stream.nodes) == set(first.stream.nodes)
+    for role, y in whole.outputs.items():
+        np.testing.assert_allclose(second.outputs[role], y[:, 4:], rtol=0, atol=1e-12)
+    shifted = simulate(net, x[:, 4:], precision=precision, stream=first.stream, positions=np.array([[4, 5]]))
+    for role in whole.outputs:
+        np.testing.assert_array_equal(shifted.outputs[role], second.outputs[role])
