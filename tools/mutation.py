@@ -105,12 +105,13 @@ def body_lines(lines: list[str], node: ast.FunctionDef) -> list[str]:
 
 
 def judged(name: str, diff: list[str]) -> str | None:
-    """The reason a survivor was judged equivalent, if it is listed and its mutation is the one judged."""
-    entry = JUDGED.get(name)
-    if entry is None:
-        return None
-    snippet, reason = entry
-    return reason if any(line.startswith("+") and snippet in line for line in diff) else None
+    """The reason a survivor was judged equivalent: its function and its mutated line are listed."""
+    function = name.rpartition("__mutmut_")[0]
+    mutated = {line[1:].strip() for line in diff if line.startswith("+")}
+    for listed, line, reason in JUDGED:
+        if listed == function and line in mutated:
+            return reason
+    return None
 
 
 def module_of(name: str) -> str:

@@ -1,8 +1,148 @@
 """Surviving mutants judged equivalent to the original (no test can tell them apart), with the reason.
 
-``JUDGED[name] = (text of the mutated line, reason)``: a survivor is listed as judged only while its
-mutated line still contains that text (mutmut numbers mutants per function, so an edit of the
-function renumbers them and the judgement lapses until it is made again).
+Each entry is ``(function, mutated line, reason)``: a survivor of that function (mutmut's name without
+the mutant number) whose mutated line is exactly that line is listed as judged, whatever number
+mutmut gave it; a survivor not listed here is reported as a plain survivor.
 """
 
-JUDGED: dict[str, tuple[str, str]] = {}
+FP = "hardware_sim.fixed_point."
+DTYPE_INT = "the callee converts to int64 anyway (every path goes through np.asarray(..., dtype=INT))"
+ASTYPE_NONE = "astype(None) is astype(float64)"
+NEGATIVE_RESHAPE = "numpy treats any negative reshape size as the one unknown dimension, like -1"
+BOTH_EXACT = ("only chooses between the float64 and the int64 sum; under the fan-in bound (2**22) both are exact "
+              "for these operand ranges (|x| < 2**24, |m| <= 2**8: every partial sum below 2**53)")
+
+JUDGED: list[tuple[str, str, str]] = [
+    # ---- accumulate ------------------------------------------------------------------------------------
+    (FP + "accumulate.x_exact_matmul", "if m.shape[+1] > MAX_EXACT_FAN_IN:",
+     "mantissas are 2-D: shape[1] is shape[-1]"),
+    (FP + "accumulate.x_exact_matmul",
+     'raise ValueError(f"fan-in {m.shape[+1]} exceeds the exact-accumulation bound {MAX_EXACT_FAN_IN}")',
+     "mantissas are 2-D: shape[1] is shape[-1]"),
+    (FP + "accumulate.x_exact_matmul",
+     "if np.abs(x).max(initial=1) >= (1 << 23) or np.abs(m).max(initial=0) > (1 << 7):", BOTH_EXACT),
+    (FP + "accumulate.x_exact_matmul",
+     "if np.abs(x).max(initial=0) > (1 << 23) or np.abs(m).max(initial=0) > (1 << 7):", BOTH_EXACT),
+    (FP + "accumulate.x_exact_matmul",
+     "if np.abs(x).max(initial=0) >= (1 >> 23) or np.abs(m).max(initial=0) > (1 << 7):", BOTH_EXACT),
+    (FP + "accumulate.x_exact_matmul",
+     "if np.abs(x).max(initial=0) >= (2 << 23) or np.abs(m).max(initial=0) > (1 << 7):", BOTH_EXACT),
+    (FP + "accumulate.x_exact_matmul",
+     "if np.abs(x).max(initial=0) >= (1 << 24) or np.abs(m).max(initial=0) > (1 << 7):", BOTH_EXACT),
+    (FP + "accumulate.x_exact_matmul",
+     "if np.abs(x).max(initial=0) >= (1 << 23) or np.abs(m).max(initial=1) > (1 << 7):", BOTH_EXACT),
+    (FP + "accumulate.x_exact_matmul",
+     "if np.abs(x).max(initial=0) >= (1 << 23) or np.abs(m).max(initial=0) >= (1 << 7):", BOTH_EXACT),
+    (FP + "accumulate.x_exact_matmul",
+     "if np.abs(x).max(initial=0) >= (1 << 23) or np.abs(m).max(initial=0) > (1 >> 7):", BOTH_EXACT),
+    (FP + "accumulate.x_exact_matmul",
+     "if np.abs(x).max(initial=0) >= (1 << 23) or np.abs(m).max(initial=0) > (2 << 7):", BOTH_EXACT),
+    (FP + "accumulate.x_exact_matmul",
+     "if np.abs(x).max(initial=0) >= (1 << 23) or np.abs(m).max(initial=0) > (1 << 8):", BOTH_EXACT),
+    (FP + "accumulate.x_exact_matmul",
+     'return np.einsum("...J,IJ->...I", x, m)  # operands wider than the Loihi words: int64 sum',
+     "einsum subscripts in capitals name the same axes"),
+    (FP + "accumulate.x_exact_matmul", "return np.rint(x.astype(None) @ m.astype(np.float64).T).astype(INT)",
+     ASTYPE_NONE),
+    (FP + "accumulate.x_exact_matmul", "return np.rint(x.astype(np.float64) @ m.astype(None).T).astype(INT)",
+     ASTYPE_NONE),
+    (FP + "accumulate.x_exact_product", "if bound <= 2.0**53:",
+     "at a bound of exactly 2**53 every partial sum is at most 2**53, which float64 still holds exactly"),
+    (FP + "accumulate.x_exact_product", "if bound <= 2.0**53:  # the float64 product is the exact integer one: "
+     "no rounding needed", "at a bound of exactly 2**53 every partial sum is at most 2**53, which float64 still "
+     "holds exactly"),
+    (FP + "accumulate.x_exact_product", "if bound < 2.0 * 53:",
+     "below the bound the int64 product is exact too (only slower)"),
+    (FP + "accumulate.x_exact_product", "if bound < 2.0 * 53:  # the float64 product is the exact integer one: "
+     "no rounding needed", "below the bound the int64 product is exact too (only slower)"),
+    (FP + "accumulate.x_exact_product", "return np.rint(a.astype(None) @ b.astype(np.float64)).astype(INT)",
+     ASTYPE_NONE),
+    (FP + "accumulate.x_exact_product", "return np.rint(a.astype(np.float64) @ b.astype(None)).astype(INT)",
+     ASTYPE_NONE),
+    (FP + "accumulate.x_exact_product", "return (a.astype(None) @ b.astype(np.float64)).astype(INT)", ASTYPE_NONE),
+    (FP + "accumulate.x_exact_product", "return (a.astype(np.float64) @ b.astype(None)).astype(INT)", ASTYPE_NONE),
+    (FP + "accumulate.x_synaptic_accumulate", "x = np.asarray(x, dtype=None)", DTYPE_INT),
+    (FP + "accumulate.x_synaptic_accumulate", "x = np.asarray(x, )", DTYPE_INT),
+    (FP + "accumulate.x_synaptic_accumulate", "y = shift(acc, np.asarray(w_exp, dtype=None) + x_exp - y_exp)",
+     "exponents are integers; shift converts them to int64"),
+    (FP + "accumulate.x_synaptic_accumulate", "y = shift(acc, np.asarray(w_exp, ) + x_exp - y_exp)",
+     "exponents are integers; shift converts them to int64"),
+    (FP + "accumulate.x_synaptic_accumulate", "y = y + np.asarray(bias, dtype=None)",
+     "integer biases of any dtype (or float64-held) add to the int64 sum exactly; saturate converts to int64"),
+    (FP + "accumulate.x_synaptic_accumulate", "y = y + np.asarray(bias, )",
+     "integer biases of any dtype (or float64-held) add to the int64 sum exactly; saturate converts to int64"),
+    # ---- activations, exp2 -------------------------------------------------------------------------------
+    (FP + "activations.xǁGateTableǁgate", "pos = shift(np.asarray(x, dtype=None), x_exp - step_log2 + POS_FRAC) + "
+     "centre", DTYPE_INT),
+    (FP + "activations.xǁGateTableǁgate", "pos = shift(np.asarray(x, ), x_exp - step_log2 + POS_FRAC) + centre",
+     DTYPE_INT),
+    (FP + "exp2.x_exp2_fixed", "u = shift(np.asarray(u, dtype=None), U_FRAC - u_frac)", DTYPE_INT),
+    (FP + "exp2.x_exp2_fixed", "u = shift(np.asarray(u, ), U_FRAC - u_frac)", DTYPE_INT),
+    # ---- division ------------------------------------------------------------------------------------------
+    (FP + "division.x__normalise", "return np.where(s > 0, np.left_shift(x, np.maximum(s, 0)), "
+     "np.right_shift(x, np.maximum(-s, 0)))", "at s = 0 both branches shift by 0"),
+    (FP + "division.x__normalise", "return np.where(s >= 1, np.left_shift(x, np.maximum(s, 0)), "
+     "np.right_shift(x, np.maximum(-s, 0)))", "at s = 0 both branches shift by 0"),
+    (FP + "division.x__normalise", "return np.where(s >= 0, np.left_shift(x, np.maximum(s, 0)), "
+     "np.right_shift(x, np.maximum(-s, 1)))", "the right shift is only taken for s < 0, where -s >= 1"),
+    (FP + "division.x_reciprocal_fixed", "zp = np.where(valid, z, 2)",
+     "invalid inputs are replaced by 0 before the final shift and then by the saturated value"),
+    (FP + "division.x_rsqrt_fixed", "vp = np.where(valid, v, 2)",
+     "invalid inputs are replaced by 0 before the final shift and then by the saturated value"),
+    (FP + "division.x_reciprocal_fixed", "y0 = RECIP_TABLE[(m - (INT(2) << F)) >> (F - SEED_BITS)] << "
+     "(F - TABLE_FRAC)", "the index becomes i - 1024 on a 1024-entry table: numpy reads the same entry"),
+    (FP + "division.x_rsqrt_fixed", "odd = (p - v_exp) % 2  # value = m 2**q, q = p + v_exp - odd even, m in [1, 4)",
+     "p - v_exp and p + v_exp have the same parity"),
+    (FP + "division.x_rsqrt_fixed", "hi = m > (INT(1) << (F + 1))",
+     "at m = 2**25 the low branch computes index 1024, the first entry of the high half, as the high branch"),
+    (FP + "division.x_rsqrt_fixed", "return _finish(y1, valid, -F - q / 2 - y_exp, counter, name, bits)",
+     "q is even, so q / 2 is an exact float that shift converts to the same int"),
+    # ---- formats, tables --------------------------------------------------------------------------------------
+    (FP + "formats.x_exponent_for", "e = math.ceil(math.log2(top / ((1 << (bits - 1)) + 1)))",
+     "a first estimate at most one too small; the guard loop raises it to the smallest exponent"),
+    (FP + "formats.x_exponent_for", "e = math.ceil(math.log2(top / ((2 << (bits - 1)) - 1)))",
+     "a first estimate one too small; the guard loop raises it to the smallest exponent"),
+    (FP + "formats.x_exponent_for", "e = math.ceil(math.log2(top / ((1 << (bits + 1)) - 1)))",
+     "a first estimate two too small; the guard loop raises it to the smallest exponent"),
+    (FP + "formats.x_to_float", "return np.ldexp(np.asarray(q, dtype=None), np.asarray(exponent, dtype=np.int64))",
+     "ldexp of integer payloads computes in float64 anyway"),
+    (FP + "formats.x_to_float", "return np.ldexp(np.asarray(q, ), np.asarray(exponent, dtype=np.int64))",
+     "ldexp of integer payloads computes in float64 anyway"),
+    (FP + "formats.x_to_float", "return np.ldexp(np.asarray(q, dtype=np.float64), np.asarray(exponent, dtype=None))",
+     "exponents are Python or numpy integers: asarray keeps them integral"),
+    (FP + "formats.x_to_float", "return np.ldexp(np.asarray(q, dtype=np.float64), np.asarray(exponent, ))",
+     "exponents are Python or numpy integers: asarray keeps them integral"),
+    (FP + "tables.x_floor_log2", "y[y <= 0] = 0", "zero stays zero"),
+    (FP + "tables.x_floor_log2", "y[y < 1] = 0", "zero stays zero"),
+    (FP + "tables.x_make_table", "t = np.floor(np.ldexp(np.asarray(fn(xs), dtype=None), TABLE_FRAC) + "
+     "0.5).astype(INT)", "the tabulated functions return float64 on float64 points"),
+    (FP + "tables.x_make_table", "t = np.floor(np.ldexp(np.asarray(fn(xs), ), TABLE_FRAC) + 0.5).astype(INT)",
+     "the tabulated functions return float64 on float64 points"),
+    # ---- weights ------------------------------------------------------------------------------------------------
+    (FP + "weights.x__best_exponent", "e0 = exponent_for(float(np.max(np.abs(w))) if w.size else 1.0, bits)",
+     "exponent_for gives a zero range the exponent of a unit range: 0.0 and 1.0 give the same"),
+    (FP + "weights.x__best_exponent", "err = float(np.sum((w - np.ldexp(_mantissa(w, e, bits).astype(None), e)) "
+     "** 2))", ASTYPE_NONE),
+    (FP + "weights.x__best_exponents", "errs.append(np.sum((rows - np.ldexp(_mantissa(rows, e, bits).astype(None), "
+     "e)) ** 2, axis=1))", ASTYPE_NONE),
+    (FP + "weights.x__best_exponents", "e0 = np.array([exponent_for(float(v), bits) for v in np.max(np.abs(rows), "
+     "axis=1, initial=0.0)], dtype=None)", "a list of Python ints becomes int64 without a dtype"),
+    (FP + "weights.x__best_exponents", "e0 = np.array([exponent_for(float(v), bits) for v in np.max(np.abs(rows), "
+     "axis=1, initial=0.0)], )", "a list of Python ints becomes int64 without a dtype"),
+    (FP + "weights.x__mantissa", "m = np.floor(np.ldexp(w, -np.asarray(e, dtype=None)) + 0.5)",
+     "exponents are Python or numpy integers: asarray keeps them integral"),
+    (FP + "weights.x__mantissa", "m = np.floor(np.ldexp(w, -np.asarray(e, )) + 0.5)",
+     "exponents are Python or numpy integers: asarray keeps them integral"),
+    (FP + "weights.x_dequantize_weights", "e = np.asarray(exponent, dtype=None)",
+     "exponents are Python or numpy integers: asarray keeps them integral"),
+    (FP + "weights.x_dequantize_weights", "e = np.asarray(exponent, )",
+     "exponents are Python or numpy integers: asarray keeps them integral"),
+    (FP + "weights.x_dequantize_weights", "return np.ldexp(np.asarray(mantissa, dtype=None), e)",
+     "ldexp of integer mantissas computes in float64 anyway"),
+    (FP + "weights.x_dequantize_weights", "return np.ldexp(np.asarray(mantissa, ), e)",
+     "ldexp of integer mantissas computes in float64 anyway"),
+    (FP + "weights.x_dequantize_weights", "shape[axis] = -2", NEGATIVE_RESHAPE),
+    (FP + "weights.x_quantize_weights", "shape[axis] = -2", NEGATIVE_RESHAPE),
+    (FP + "weights.x_quantize_weights", "exps = _best_exponents(moved.reshape(moved.shape[0], -2), bits)",
+     NEGATIVE_RESHAPE),
+]

@@ -117,6 +117,8 @@ HELD = {
                                                 SaturationCounter()),
     "matmul": lambda x: exact_matmul(x[None], np.arange(-18, 18).reshape(6, 6)),
     "product": lambda x: exact_product(x[None], np.arange(-18, 18).reshape(6, 6)),
+    "product_wide": lambda x: exact_product(x[None], np.full((6, 2), 2**23 + 1)),  # beyond 2**53: int64 path
+    "product_wide_right": lambda x: exact_product(np.full((2, 6), 2**23 + 1), x[:, None]),
     "rescale": lambda x: rescale(x, -3, -6, SaturationCounter()),
 }
 
@@ -129,6 +131,14 @@ def test_integer_payloads_held_in_float64_or_int32_give_the_int64_result(name, h
     want = HELD[name](x)
     got = HELD[name](x.astype(held))
     assert got.dtype == np.int64 and ints(got) == ints(want)
+
+
+def test_mantissas_held_in_float64_give_the_int64_product():
+    x = np.array([[2**40 + 1, -(2**33) + 5, 7]], dtype=np.int64)  # wide: the integer path
+    m = np.array([[127, -128, 3], [1, 1, 1]])
+    for held in (m, m.astype(np.float64), m.astype(np.int8)):
+        got = exact_matmul(x, held)
+        assert got.dtype == np.int64 and got.tolist() == dot(x.tolist(), m.T.tolist())
 
 
 def test_narrow_operands_are_summed_in_64_bits():
@@ -175,9 +185,9 @@ def test_a_product_beyond_53_bits_is_exact():
 
 def test_the_summed_axis_of_a_batch_bounds_the_product():
     """A (2, 1, 8) batch: the bound counts the 8 summed terms, not the 1 row."""
-    a = np.full((2, 1, 8), 2**25 + 1, dtype=np.int64)
-    b = np.full((8, 1), 2**25 + 3, dtype=np.int64)
-    assert exact_product(a, b).tolist() == [[[8 * (2**25 + 1) * (2**25 + 3)]]] * 2
+    a = np.full((2, 1, 8), 2**26 + 1, dtype=np.int64)
+    b = np.full((8, 1), 2**26 + 3, dtype=np.int64)
+    assert exact_product(a, b).tolist() == [[[8 * (2**26 + 1) * (2**26 + 3)]]] * 2
     a = np.full((1, 8, 2), 2**25 + 1, dtype=np.int64)  # here the rows outnumber the summed terms
     b = np.full((2, 1), 2**26 + 3, dtype=np.int64)
     assert exact_product(a, b).tolist() == [[[2 * (2**25 + 1) * (2**26 + 3)]] * 8]
