@@ -40,7 +40,8 @@ TESTS = ["tests/hardware_sim/test_fixed_point.py", "tests/hardware_sim/test_fixe
          "tests/hardware_sim/test_lava_schedule.py", "tests/hardware_sim/test_mutation_fixed_point.py",
          "tests/hardware_sim/test_golden_learned.py", "tests/hardware_sim/test_learned_fixed.py",
          "tests/hardware_sim/test_learned_fixed_steps.py", "tests/runtime/test_session.py",
-         "tests/hardware_sim/test_mutation_schedule.py", "tests/hardware_sim/test_mutation_golden.py"]
+         "tests/hardware_sim/test_mutation_schedule.py", "tests/hardware_sim/test_mutation_golden.py",
+         "tests/hardware_sim/test_fixed_fast_paths.py"]
 SLOW = ["tests/hardware_sim/test_golden_loihi2.py::test_minilm_fidelity_200_sentences"]
 KILLED = ("killed", "timeout")
 
