@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SCRIPTS = ["bench_golden.py", "bench_lava.py", "bench_favor.py", "bench_fidelity.py", "bench_export.py",
-           "bench_brian2.py", "bench_plasticity.py", "bench_generate.py"]
+           "bench_brian2.py", "bench_plasticity.py", "bench_generate.py", "bench_integer_speed.py"]
 
 
 def run_scripts() -> dict[str, float]:
@@ -114,9 +114,22 @@ def generate_rows(data: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
+def integer_speed_rows(data: dict) -> list[tuple[str, str, str]]:
+    rows = []
+    for r in data["rows"]:
+        shape = f"{data['model']} {r['batch']}x{r['tokens']}, {data['threads']} thread(s)"
+        rows.append((f"golden loihi2 / golden float32 time ({shape})",
+                     f"{r['loihi2_over_float32']:.2f}x ({r['golden_loihi2_s']:.3f} s)", "<= 2x"))
+        if r.get("float32_over_torch") is not None:
+            rows.append((f"golden float32 / transformers on torch time ({shape})",
+                         f"{r['float32_over_torch']:.2f}x ({r['golden_float32_s']:.3f} s)", "<= 2x"))
+    return rows
+
+
 SUMMARISERS = {"golden.json": golden_rows, "lava.json": lava_rows, "favor.json": favor_rows,
                "fidelity.json": fidelity_rows, "export.json": export_rows, "bench_brian2.json": brian2_rows,
-               "plasticity.json": plasticity_rows, "generate.json": generate_rows}
+               "plasticity.json": plasticity_rows, "generate.json": generate_rows,
+               "integer_speed.json": integer_speed_rows}
 
 
 def summarise(seconds: dict[str, float]) -> dict:

@@ -40,3 +40,13 @@ def by_rows(fn, arrays: list[np.ndarray], out_size: int) -> np.ndarray:
     for s in row_blocks(rows, max(out_size, flat[0].shape[-1])):
         out[s] = fn(*(a[s] for a in flat))
     return out.reshape(lead + (out_size,))
+
+
+def by_pairs(fn, arrays: list[np.ndarray], shape: tuple) -> np.ndarray:
+    """``fn(*pieces)`` on (sequence, group) blocks of ``arrays`` (axes 0 and 1 of size ``shape[:2]``
+    or 1), assembled to ``shape``."""
+    B, G = shape[:2]
+    out = np.empty(shape, dtype=np.int64)
+    for b, groups in pair_blocks(B, G, int(np.prod(shape[2:]))):
+        out[b:b + 1, groups] = fn(*(part(a, b, groups) for a in arrays))
+    return out

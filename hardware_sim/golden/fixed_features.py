@@ -26,6 +26,7 @@ from compiler.errors import SimulationError
 from hardware_sim.fixed_point import INT, STATE_BITS, exact_product, saturate, shift, to_float
 from hardware_sim.fixed_point.exp2 import exp_nonpositive
 from hardware_sim.golden.features import check_slots, heads
+from hardware_sim.golden.fixed_blocks import by_pairs
 from hardware_sim.golden.fixed_registry import Fx, fixed_behaviour, qexp
 from hardware_sim.golden.stream import grow
 
@@ -137,7 +138,9 @@ def features(op, args, run):
     visible = None
     if schedule.mode == "causal":  # read t happens before later slots are written
         visible = causal_visibility(T, keys.shape[2], run.start, H // op.n_kv_heads)
-    potential = score_step(p, q.reshape(B, op.n_kv_heads, -1, d), keys, run.counter, op.name, visible)
+    G, n = op.n_kv_heads, keys.shape[2]
+    potential = by_pairs(lambda qb, kb: score_step(p, qb, kb, run.counter, op.name, visible),
+                         [q.reshape(B, G, -1, d), keys], (B, G, (H // G) * T, n))  # = score_step on the whole
     return FixedFeatures(op, schedule, write, f_exp, potential=potential.reshape(B, H, T, -1),
                          score_exp=p.score_exp)
 
