@@ -319,3 +319,25 @@ def test_a_run_in_two_halves_equals_one_run(precision):
     shifted = simulate(net, x[:, 4:], precision=precision, stream=first.stream, positions=np.array([[4, 5]]))
     for role in whole.outputs:
         np.testing.assert_array_equal(shifted.outputs[role], second.outputs[role])
+
+
+@pytest.mark.parametrize("lowering", ["exact", "favor", "taylor2", "elu1", "relu"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_a_float32_run_stays_float32(lowering, causal):
+    """Every kept value and probe of a float32 run is float32 (no float64 state creeps in)."""
+    from compiler.api import compile as compile_model
+    from compiler.models import LlamaConfig, random_bert, random_llama
+    from hardware_sim.golden import simulate
+
+    graph = random_llama(LlamaConfig(num_hidden_layers=1), seed=4) if causal else random_bert(seed=4)
+    net = compile_model(graph, max_tokens=8, lowering=lowering, features=16)
+    x = graph.encoder.encode(np.random.default_rng(2).integers(3, 60, (2, 4)))
+    keep = [op.name for op in net.nodes() if op.kind not in ("schedule",)]
+    out = simulate(net, x, precision="float32", keep=keep, probes={"all"})
+    arrays = {**out.outputs, **{k: v for k, v in out.values.items() if isinstance(v, np.ndarray)}, **out.probes}
+    assert arrays
+    wrong = {k: str(v.dtype) for k, v in arrays.items() if v.dtype != np.float32}
+    assert not wrong
+    ref = simulate(net, x, precision="float64", keep=keep)
+    for role, y in out.outputs.items():
+        np.testing.assert_allclose(y, ref.outputs[role], rtol=2e-3, atol=2e-3)
