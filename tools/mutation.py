@@ -201,9 +201,9 @@ def main() -> int:
                 print(f"mutmut failed on {name} (exit {code}); see {work}", file=sys.stderr)
                 return code
         result["groups"][name] = summarise_group(work, GROUPS[name], env, seconds)
-    result = report({"groups": dict(sorted(result["groups"].items()))})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+        result = report({"groups": dict(sorted(result["groups"].items()))})
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")  # after every group
     print_table(result, out)
     return 0
 

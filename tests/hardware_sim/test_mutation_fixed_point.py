@@ -168,11 +168,13 @@ def test_empty_operands():
 def test_a_zero_operand_is_never_refused():
     huge = np.full((4, 2), 2**62, dtype=np.int64)
     assert exact_product(np.zeros((3, 4), dtype=np.int64), huge).tolist() == [[0, 0]] * 3
+    assert exact_product(np.zeros((0, 4), dtype=np.int64), huge).shape == (0, 2)
+    assert exact_matmul(np.ones((2, 4), dtype=np.int64), np.zeros((0, 4), dtype=np.int64)).shape == (2, 0)
 
 
 def test_one_term_products_up_to_63_bits():
-    a, b = np.array([[2**31 - 1]]), np.array([[-(2**31) + 3]])
-    assert exact_product(a, b).tolist() == [[(2**31 - 1) * (-(2**31) + 3)]]
+    a, b = np.array([[3 * 2**30]]), np.array([[-(2**31) + 3]])  # bound 1.5 2**62: no sum to overflow
+    assert exact_product(a, b).tolist() == [[3 * 2**30 * (-(2**31) + 3)]]
 
 
 def test_a_product_beyond_53_bits_is_exact():
@@ -321,3 +323,41 @@ def test_interpolation_clamps_at_position_zero_on_a_steep_table(im):
 def test_tables_are_int64():
     table = tables.make_table(np.exp2, np.arange(5) / 4)
     assert table.dtype == np.int64 and table.tolist()[-2:] == [2**23, 2**23]
+
+
+def test_float32_values_quantise_as_their_exact_values(im):
+    x = (RNG.standard_normal(200) * 3).astype(np.float32)
+    for e in (-22, -10, 0):
+        counter, model = SaturationCounter(), Counter()
+        assert ints(quantize(x, e, 24, counter, "q")) == [im.quantize(float(v), e, 24, model, "q") for v in x]
+
+
+def test_float_product_of_fixed_mantissas(im):
+    from hardware_sim.fixed_point.accumulate import FloatProduct
+
+    m = RNG.integers(-128, 128, (3, 5))
+    product = FloatProduct(m)
+    x = RNG.integers(-(2**23), 2**23, (4, 5))
+    for held in (x, x.astype(np.float64)):
+        got = product(held)
+        assert got.dtype == np.int64 and got.tolist() == dot(x.tolist(), m.T.tolist())
+    assert FloatProduct(m.astype(np.float64))(x).tolist() == dot(x.tolist(), m.T.tolist())
+    assert product(np.zeros((0, 5), dtype=np.int64)) is None
+    edge = FloatProduct(np.array([[128, 1, -1, 2]]))  # bound = max|x| 128 4: 2**53 exactly at |x| = 2**44
+    assert edge(np.array([[2**44, 0, 0, 0]])) is None
+    assert edge(np.array([[2**44 - 1, 3, 0, 0]])).tolist() == [[(2**44 - 1) * 128 + 3]]
+    wide = FloatProduct(np.ones((1, 2**10), dtype=np.int64))  # the fan-in (last axis) counts, not the rows
+    assert wide(np.full((1, 2**10), 2**43)) is None
+    assert wide(np.full((1, 2**10), 2**42)).tolist() == [[2**52]]
+    assert FloatProduct(np.zeros((2, 3), dtype=np.int64))(np.full((1, 3), 2**60)).tolist() == [[0, 0]]
+
+
+@pytest.mark.parametrize("k", [0, 1, 3])
+def test_left_shifts_clamp_exactly_at_2_to_62(im, k):
+    limit = 2 ** (62 - k)
+    x = np.array([limit - 1, -(limit - 1), limit, -limit, limit + 1, -limit - 1, 0, 7], dtype=np.int64)
+    want = [im.shift(int(v), k) for v in x]
+    assert ints(lshift_clamped(x, k)) == want and ints(shift(x, k)) == want
+    assert ints(shift(x, np.full(x.shape, k))) == want
+    assert ints(shift(x, np.array([0, -1, 0, -2, 0, 0, -3, 0]))) == [
+        im.shift(int(v), int(s)) for v, s in zip(x, [0, -1, 0, -2, 0, 0, -3, 0])]
