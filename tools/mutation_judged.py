@@ -9,6 +9,8 @@ FP = "hardware_sim.fixed_point."
 DTYPE_INT = "the callee converts to int64 anyway (every path goes through np.asarray(..., dtype=INT))"
 ASTYPE_NONE = "astype(None) is astype(float64)"
 NEGATIVE_RESHAPE = "numpy treats any negative reshape size as the one unknown dimension, like -1"
+FAST_PATH_OFF = "turns a fast path off (or narrows it): the general path computes the same integers"
+AT_2_62 = "at |x| = 2**62 the fast path's result equals the clamp value 2**62"
 BOTH_EXACT = ("only chooses between the float64 and the int64 sum; under the fan-in bound (2**22) both are exact "
               "for these operand ranges (|x| < 2**24, |m| <= 2**8: every partial sum below 2**53)")
 
@@ -145,4 +147,34 @@ JUDGED: list[tuple[str, str, str]] = [
     (FP + "weights.x_quantize_weights", "shape[axis] = -2", NEGATIVE_RESHAPE),
     (FP + "weights.x_quantize_weights", "exps = _best_exponents(moved.reshape(moved.shape[0], -2), bits)",
      NEGATIVE_RESHAPE),
+    # ---- shifts: fast paths that give the general path's result at their edges ---------------------------
+    (FP + "shifts.x__within", "return bool(None)", FAST_PATH_OFF),
+    (FP + "shifts.x__within", "return bool(x.size == 0 or (+limit < x.min() and x.max() < limit))", FAST_PATH_OFF),
+    (FP + "shifts.x__within", "return bool(x.size == 0 or (-limit <= x.min() and x.max() < limit))", AT_2_62),
+    (FP + "shifts.x__within", "return bool(x.size == 0 or (-limit < x.min() and x.max() <= limit))", AT_2_62),
+    (FP + "shifts.x_lshift_clamped", "if k.ndim == 0 and x.size and +limit < x.min() and x.max() < limit:  # nothing "
+     "to clamp: two reductions", FAST_PATH_OFF),
+    (FP + "shifts.x_lshift_clamped", "if k.ndim == 0 and x.size and -limit <= x.min() and x.max() < limit:  # "
+     "nothing to clamp: two reductions", AT_2_62),
+    (FP + "shifts.x_lshift_clamped", "if k.ndim == 0 and x.size and -limit < x.min() and x.max() <= limit:  # "
+     "nothing to clamp: two reductions", AT_2_62),
+    (FP + "shifts.x_lshift_clamped", "return x if (k == 0) and False else np.left_shift(x, k)",
+     "a left shift by 0 returns x"),
+    (FP + "shifts.x_lshift_clamped", "return np.where(np.abs(x) > limit, np.where(x >= 0, _BIG, -_BIG), y)", AT_2_62),
+    (FP + "shifts.x_lshift_clamped", "k = np.minimum(np.asarray(k, dtype=None), 62)",
+     "shift counts are integers: asarray keeps them integral"),
+    (FP + "shifts.x_lshift_clamped", "k = np.minimum(np.asarray(k, ), 62)",
+     "shift counts are integers: asarray keeps them integral"),
+    (FP + "shifts.x_quantize", "scaled = np.ldexp(np.asarray(x, dtype=np.float64), -np.asarray(exponent, "
+     "dtype=None))", "exponents are Python or numpy integers: asarray keeps them integral"),
+    (FP + "shifts.x_quantize", "scaled = np.ldexp(np.asarray(x, dtype=np.float64), -np.asarray(exponent, ))",
+     "exponents are Python or numpy integers: asarray keeps them integral"),
+    (FP + "shifts.x_quantize", "q = np.clip(q, -float(_BIG), float(_BIG)).astype(None)",
+     "integers up to 2**62 held in float64 are exact; saturate converts them to the same int64"),
+    (FP + "shifts.x_quantize", "q = np.clip(q, None, float(_BIG)).astype(INT)",
+     "a value below -2**62 casts to the most negative int64 and saturates to the same bound, counted once"),
+    (FP + "weights.x_quantize_weights", "w = np.asarray(w, dtype=None)",
+     "float32 weights scale by powers of two exactly and every error term is computed in float64"),
+    (FP + "weights.x_quantize_weights", "w = np.asarray(w, )",
+     "float32 weights scale by powers of two exactly and every error term is computed in float64"),
 ]
