@@ -102,5 +102,5 @@ def exp_nonpositive(x, x_exp: int, y_exp: int, counter: SaturationCounter | None
     if x.size and -(1 << 31) <= x.min() and x.max() <= 0:
         table = memo.lookup(x.size)
         if table is not None:
-            return np.take(table, np.minimum(np.negative(x), len(table) - 1)).astype(INT)
+            return np.take(table, np.negative(x), mode="clip").astype(INT)  # index min(-x, N)
     return exp_fixed(x, x_exp, y_exp, counter, name, bits)

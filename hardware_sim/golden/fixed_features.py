@@ -88,10 +88,13 @@ def score_step(p: ScoreParams, q, keys, counter, name: str, visible=None) -> np.
 def slot_response_step(potential, written, score_exp: int, f_exp: int, counter, name: str):
     """Offset ``s`` = max potential over written slots (0 if none) and ``f = exp(l - s)`` at ``f_exp``."""
     floor = -(1 << (STATE_BITS + 1))
+    if np.all(written) and potential.shape[-1]:  # every slot written: no masking (the same integers)
+        s = potential.max(axis=-1, keepdims=True)
+        return exp_nonpositive(potential - s, score_exp, f_exp, counter, name), s[..., 0]  # = exp_fixed
     masked = np.where(written, potential, floor)
     s = masked.max(axis=-1, keepdims=True)
     s = np.where(s > floor, s, 0)
-    f = exp_nonpositive(np.where(written, potential - s, floor), score_exp, f_exp, counter, name)  # = exp_fixed
+    f = exp_nonpositive(np.where(written, potential - s, floor), score_exp, f_exp, counter, name)
     return np.where(written, f, 0), s[..., 0]
 
 
