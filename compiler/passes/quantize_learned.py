@@ -12,11 +12,10 @@ count bounds an exact soma): every feature response is at most 1 and each half s
 calcium ``c_j <= T``, the soma ``z = c.f(q) <= 2T``, the Hebbian weights ``|H| <= max|v| T`` and the
 read-out ``|u| <= max|v| z``.  The ranges are raised to these bounds.  With a window of W ring slots
 the feature part of the soma is weighted by ``g exp(-s) <= g`` (``g`` the largest gain, ``s >= 0``
-assumed), the ring adds at most W and the astrocyte records
-``mix_exp`` for its mixed read-out (at most ``max|v| z``); its soma is at least 1 (the ring's largest
-response), so the reciprocal needs no smaller range.  A read of a written token sees
-at least its own key, so ``z >= f(q_t).f(k_t)``: the reciprocal's range covers the smallest such
-self-similarity of the calibration tokens.
+assumed), the ring adds at most W and the astrocyte records ``mix_exp`` for its mixed read-out (at
+most ``max|v| z``).  The soma's reciprocal has an exponent of its own per soma
+(:func:`hardware_sim.golden.fixed_learned.floating_reciprocal`): it needs no range (``recip_exp`` is
+recorded but unused).
 """
 
 from __future__ import annotations
@@ -50,26 +49,11 @@ def learned_ranges(net, values, mask, ranges) -> None:
             z = x @ getattr(op, f"{side}_weight")[None] + getattr(op, f"{side}_bias")[None, :, None, :]
             r[f"{side}_logit"] = _max_abs_masked(z, mask)
         r["value"] = 1.0  # softmax responses (and a window's ring responses) lie in [0, 1]
-        smallest = 1.0 if op.window else self_similarity(op, values, inputs, mask)
         gain = float(np.exp(op.log_gain).max()) if op.window else 1.0
-        context_bounds(net, op, ranges, smallest, gain)
+        context_bounds(net, op, ranges, gain)
 
 
-def self_similarity(op, values, inputs, mask) -> float:
-    """The smallest ``f(q_t).f(k_t)`` over calibration tokens: a read of a written token sees at least
-    its own key, so its soma ``z`` is at least this (the reciprocal's range)."""
-    from compiler.distill.hedgehog import hedgehog
-
-    q = heads(np.asarray(values[inputs["query"]], np.float64), op.n_heads)
-    k = heads(np.asarray(values[inputs["key"]], np.float64), op.n_kv_heads)
-    fq = hedgehog(q, op.q_weight, op.q_bias)
-    fk = np.repeat(hedgehog(k, op.k_weight, op.k_bias), op.n_heads // op.n_kv_heads, axis=1)
-    s = (fq * fk).sum(-1)  # (B, H, T)
-    s = s.transpose(0, 2, 1)[mask]
-    return float(s.min()) if s.size else 1.0
-
-
-def context_bounds(net, feats, ranges, smallest: float, gain: float = 1.0) -> None:
+def context_bounds(net, feats, ranges, gain: float = 1.0) -> None:
     T = float(net.node(feats.schedule).max_tokens)
     teacher = 1.0
     for name in net.g.successors(feats.name):
@@ -84,7 +68,6 @@ def context_bounds(net, feats, ranges, smallest: float, gain: float = 1.0) -> No
             r = ranges.setdefault(name, {})
             r["calcium"] = max(r.get("calcium", 0.0), T)
             r["soma_sum"] = max(r.get("soma_sum", 0.0), 2 * T * gain + feats.window)
-            r["soma_min"] = min(r.get("soma_min", 1.0), smallest)
             r["mix"] = teacher * r["soma_sum"]
 
 

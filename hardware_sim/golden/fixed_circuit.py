@@ -178,10 +178,10 @@ def astrocyte(op, args, run):
     """Calcium integration, process responses, soma sum (and offset) and divisive gain (module docstring)."""
     feats: FixedFeatures = args["features"]
     syn: FixedHebbian = args["synapses"]
-    if getattr(feats, "ring", None) is not None:
-        from hardware_sim.golden.fixed_window import window_astrocyte
+    if feats.op.lowering == "learned":
+        from hardware_sim.golden.fixed_learned import learned_astrocyte
 
-        return window_astrocyte(op, args, run, record_probes)
+        return learned_astrocyte(op, args, run, record_probes)
     c_exp, z_exp, r_exp, y_exp = qexp(op, "calcium_exp"), qexp(op, "soma_exp"), qexp(op, "recip_exp"), qexp(op)
     acc = continue_sum(feats.write, feats.schedule.mode == "causal", run.initial(op.name, "calcium"))
     run.keep_state(op.name, calcium=acc[:, :, -1:])

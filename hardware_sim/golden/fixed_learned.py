@@ -13,9 +13,10 @@ feature neurons and each half of the population is normalised by a divisive astr
   (``1/P <= 1``) and ``f_j = sat(shift(p_j R, -44 - e_f))`` at the feature exponent ``e_f``.
 
 So ``f(x) = [softmax(z), softmax(-z)]`` in integers.  The write phase sends ``w_t f(k_t)`` and the
-read phase ``f(q)`` to the Hebbian synapses and astrocyte, whose ungated ``loihi2`` arithmetic
-(graded calcium ``c += f(k)``, ``H += v f(k)^T``, soma ``z = c.f(q)``, ``y = u / z``) is that of
-:mod:`.fixed_circuit`.
+read phase ``f(q)`` to the Hebbian synapses, whose ungated ``loihi2`` arithmetic (``H += v f(k)^T``,
+``u = H f(q)``) is that of :mod:`.fixed_circuit`, and to the astrocyte: graded calcium ``c += f(k)``,
+soma ``z = c.f(q)`` and ``y = u / z`` with a floating reciprocal (:func:`floating_reciprocal`:
+``f(q).f(k)`` spans many decades with spiky distilled maps, so ``1/z`` keeps 22 bits at any ``z``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from hardware_sim.fixed_point import (
     saturate,
     shift,
 )
+from hardware_sim.fixed_point.tables import floor_log2
 from hardware_sim.golden.features import heads
 from hardware_sim.golden.fixed_neurons import mantissas
 from hardware_sim.golden.fixed_registry import Fx, qexp
@@ -97,6 +99,57 @@ def hedgehog_step(p: MapParams, x, counter, name: str) -> np.ndarray:
     z = logits_step(p, x, counter, name)
     return np.concatenate([normalise_step(z, p.z_exp, p.f_exp, counter, name),
                            normalise_step(-z, p.z_exp, p.f_exp, counter, name)], axis=-1)
+
+
+def floating_reciprocal(z, z_exp: int, counter, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``R = 1/z`` with an exponent of its own per soma, ``r_exp = -22 - (floor(log2 z) + e_z)``, so that
+    ``R`` lies in ``(2**21, 2**22]`` for any ``z > 0`` (0 for ``z <= 0``: a soma that sums nothing
+    outputs 0).  The soma's dynamic range is the context's, not a calibrated one."""
+    alive = z > 0
+    r_exp = -TABLE_FRAC - (floor_log2(np.where(alive, z, 1)) + z_exp)
+    recip = np.zeros(np.shape(z), dtype=INT)
+    recip[alive] = reciprocal_fixed(z[alive], z_exp, r_exp[alive], counter, name)
+    return recip, r_exp
+
+
+def learned_soma_step(c, f, c_exp: int, f_exp: int, z_exp: int, eps: float, counter, name: str):
+    """Soma of a learned circuit: ``r_j = sat(shift(c_j f_j, -22))``, ``z = sat(shift(sum_j r_j,
+    e_c + e_f + 22 - e_z))`` and its floating reciprocal (of ``z + eps`` when ``eps > 0``).
+    Returns ``z``, ``R`` and ``r_exp``."""
+    r = saturate(shift(c * f, -TABLE_FRAC), STATE_BITS, counter, name)
+    z = saturate(shift(r.sum(axis=-1), c_exp + f_exp + TABLE_FRAC - z_exp), STATE_BITS, counter, name)
+    zz = z + quantize(eps, z_exp, STATE_BITS, counter, name) if eps > 0 else z
+    return (z, *floating_reciprocal(zz, z_exp, counter, name))
+
+
+def learned_output_step(u, recip, r_exp, u_exp: int, y_exp: int, counter, name: str) -> np.ndarray:
+    """``y = sat(shift(u R, e_u + r_exp - e_y))``: u (..., dv), R and r_exp (...)."""
+    return saturate(shift(u * recip[..., None], u_exp + r_exp[..., None] - y_exp), STATE_BITS, counter, name)
+
+
+def learned_astrocyte(op, args, run, record_probes):
+    """Graded calcium ``c = sat(shift(sum_t f(k_t), e_f - e_c))``, soma and floating reciprocal, output
+    ``y = u / z``; with a window :func:`hardware_sim.golden.fixed_window.window_astrocyte`."""
+    from hardware_sim.golden.fixed_circuit import scale_q22
+    from hardware_sim.golden.stream import continue_sum, fit
+
+    feats, syn = args["features"], args["synapses"]
+    if getattr(feats, "ring", None) is not None:
+        from hardware_sim.golden.fixed_window import window_astrocyte
+
+        return window_astrocyte(op, args, run, record_probes)
+    c_exp, z_exp, y_exp = qexp(op, "calcium_exp"), qexp(op, "soma_exp"), qexp(op)
+    acc = continue_sum(feats.write, feats.schedule.mode == "causal", run.initial(op.name, "calcium"))
+    run.keep_state(op.name, calcium=acc[:, :, -1:])
+    calcium = saturate(shift(np.repeat(acc, feats.group, axis=1), feats.exp - c_exp), STATE_BITS, run.counter,
+                       op.name)
+    scaled = scale_q22(calcium, fit(run.intervention(op.name, "calcium_scale"), calcium.shape[-1]), run.counter,
+                       op.name)
+    z, recip, r_exp = learned_soma_step(scaled, feats.read, c_exp, feats.exp, z_exp, op.eps, run.counter, op.name)
+    y = learned_output_step(syn.u, recip, r_exp, syn.u_exp, y_exp, run.counter, op.name)
+    B, H, T, dv = y.shape
+    record_probes(op, feats, run, calcium, c_exp, z, z_exp, None, T)
+    return Fx(y.transpose(0, 2, 1, 3).reshape(B, T, H * dv), y_exp)
 
 
 def learned_features(op, args, run, features_cls):

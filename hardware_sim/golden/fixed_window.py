@@ -3,7 +3,7 @@
 The ring is that of the float circuit (:mod:`.learned`): written token t enters slot ``n_t mod W``;
 the write that reuses a full slot consolidates the token leaving it, ``c += f(k_old)``,
 ``H += v_old f(k_old)^T`` (integer writes, :mod:`.fixed_circuit`).  Exponents: features ``e_f``,
-ring potentials ``e_s`` (``score_exp``), calcium ``e_c``, soma ``e_z``, reciprocal ``e_r``, Hebbian
+ring potentials ``e_s`` (``score_exp``), calcium ``e_c``, soma ``e_z``, Hebbian
 read-out ``e_u``, values ``e_v``, the mixed read-out ``e_m`` (``quant["mix_exp"]`` of the astrocyte)
 and output ``e_y``.
 
@@ -17,9 +17,10 @@ and output ``e_y``.
   ``f(q)`` in ``[0, 1]``.
 - Soma, one normaliser: ``r_j = sat(shift(c_j read_j, -22))`` (exponent ``e_p = e_c + e_f + 22``),
   ``z = sat(shift(d sum_j r_j, e_p + n - 22 - e_z) + shift(sum_j e_j, e_f - e_z))``,
-  ``R = reciprocal_fixed(z, e_z, e_r)`` (0 when ``z = 0``).
+  ``R`` its floating reciprocal at ``r_exp`` (:func:`.fixed_learned.floating_reciprocal`; 0 when
+  ``z = 0``).
 - Output: ``m = sat(shift(u d, e_u + n - 22 - e_m) + shift(sum_j e_j v_j, e_f + e_v - e_m))`` and
-  ``y = sat(shift(m R, e_m + e_r - e_y))``.
+  ``y = sat(shift(m R, e_m + r_exp - e_y))``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from hardware_sim.fixed_point import (
     TABLE_FRAC,
     exact_product,
     quantize,
-    reciprocal_fixed,
     saturate,
     shift,
 )
@@ -43,6 +43,7 @@ from hardware_sim.fixed_point.tables import interpolate
 from hardware_sim.golden.circuit import grouped
 from hardware_sim.golden.features import heads
 from hardware_sim.golden.fixed_features import score_params, score_step, slot_response_step
+from hardware_sim.golden.fixed_learned import floating_reciprocal, hedgehog_step
 from hardware_sim.golden.fixed_registry import Fx, qexp
 from hardware_sim.golden.learned import RingActivity, consolidations, kept_ring, ring_held, with_ring
 from hardware_sim.golden.stream import continue_sum
@@ -69,7 +70,6 @@ class HybridParams:
     f_exp: int
     s_exp: int
     z_exp: int
-    r_exp: int
     u_exp: int
     v_exp: int
     mix_exp: int
@@ -88,12 +88,10 @@ def hybrid_step(c, read, esum, ev, a, u, p: HybridParams, counter, name: str):
     d, n = exp_parts(a, p.s_exp, counter, name)
     z = saturate(shift(r.sum(axis=-1) * d, p_exp + n - TABLE_FRAC - p.z_exp) + shift(esum, p.f_exp - p.z_exp),
                  STATE_BITS, counter, name)
-    alive = z > 0
-    recip = np.zeros(z.shape, dtype=INT)
-    recip[alive] = reciprocal_fixed(z[alive], p.z_exp, p.r_exp, counter, name)
+    recip, r_exp = floating_reciprocal(z, p.z_exp, counter, name)
     mixed = saturate(shift(u * d[..., None], p.u_exp + n[..., None] - TABLE_FRAC - p.mix_exp)
                      + shift(ev, p.f_exp + p.v_exp - p.mix_exp), STATE_BITS, counter, name)
-    y = saturate(shift(mixed * recip[..., None], p.mix_exp + p.r_exp - p.y_exp), STATE_BITS, counter, name)
+    y = saturate(shift(mixed * recip[..., None], p.mix_exp + r_exp[..., None] - p.y_exp), STATE_BITS, counter, name)
     return y, z
 
 
@@ -105,8 +103,6 @@ def ring_visibility(held: np.ndarray, group: int) -> np.ndarray:
 def window_features(op, schedule, w, kp, key: Fx, query: Fx, fq, run, features_cls):
     """Consolidation writes, gained reads and ring potentials (with the ring the last run left)."""
     k, w_all = with_ring(op, run, heads(key.q, op.n_kv_heads), w, "ring_keys")
-    from hardware_sim.golden.fixed_learned import hedgehog_step
-
     fk = hedgehog_step(kp, k, run.counter, op.name)
     P = w_all.shape[1] - w.shape[1]
     held = ring_held(w_all, op.window, schedule.mode == "causal")[:, :, P:]
@@ -126,7 +122,7 @@ def window_features(op, schedule, w, kp, key: Fx, query: Fx, fq, run, features_c
 
 def hybrid_params(op, feats_op, syn_op, v_exp: int) -> HybridParams:
     return HybridParams(c_exp=qexp(op, "calcium_exp"), f_exp=qexp(feats_op), s_exp=qexp(feats_op, "score_exp"),
-                        z_exp=qexp(op, "soma_exp"), r_exp=qexp(op, "recip_exp"), u_exp=qexp(syn_op), v_exp=v_exp,
+                        z_exp=qexp(op, "soma_exp"), u_exp=qexp(syn_op), v_exp=v_exp,
                         mix_exp=qexp(op, "mix_exp"), y_exp=qexp(op))
 
 

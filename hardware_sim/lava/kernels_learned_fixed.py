@@ -9,8 +9,8 @@ simulator: the same integer step functions on one token at a time.
   once, after the last write, when bidirectional; read-out ``u = sat(shift(H f(q), e_w + e_f - e_u))``
   (:func:`~hardware_sim.golden.fixed_circuit.hebbian_read_step`).  Message ``[u (H v_head_dim)]``.
 - Astrocyte (ungated): graded calcium ``c = sat(shift(sum_t f(k_t), e_f - e_c))``, soma ``z = c.f(q)``
-  and ``R = 1/z`` (:func:`~hardware_sim.golden.fixed_circuit.soma_step`), output
-  ``y = sat(shift(u R, e_u + e_r - e_y))``.
+  and its floating reciprocal (:func:`~hardware_sim.golden.fixed_learned.learned_soma_step`), output
+  ``y = sat(shift(u R, e_u + r_exp - e_y))``.
 
 Exact sums are kept in int64 on the kernel (they may exceed the 53 bits a float64 Var holds); the
 Vars hold the 24-bit states.
@@ -22,8 +22,8 @@ import numpy as np
 
 from compiler.errors import SimulationError
 from hardware_sim.fixed_point import INT, STATE_BITS, exact_product, saturate, shift
-from hardware_sim.golden.fixed_circuit import hebbian_read_step, soma_step
-from hardware_sim.golden.fixed_learned import hedgehog_step, map_params
+from hardware_sim.golden.fixed_circuit import hebbian_read_step
+from hardware_sim.golden.fixed_learned import hedgehog_step, learned_output_step, learned_soma_step, map_params
 from hardware_sim.golden.fixed_registry import qexp
 from hardware_sim.lava import kernels_fixed
 from hardware_sim.lava.kernels import AstrocyteLayout, FeaturesLayout, HebbianLayout, split_features
@@ -115,8 +115,8 @@ class FixedLearnedAstrocyteKernel(AstrocyteLayout, FixedKernel):
         self.syn = net.node(inputs["synapses"])
         self.gated = False
         self.causal = net.node(self.feats.schedule).mode == "causal"
-        self.exps = dict(f=qexp(self.feats), c=qexp(op, "calcium_exp"), z=qexp(op, "soma_exp"),
-                         r=qexp(op, "recip_exp"), y=qexp(op), u=qexp(self.syn))
+        self.exps = dict(f=qexp(self.feats), c=qexp(op, "calcium_exp"), z=qexp(op, "soma_exp"), y=qexp(op),
+                         u=qexp(self.syn))
         self.acc = np.zeros((op.n_heads, op.m), dtype=INT)
 
     def state_exps(self):
@@ -139,11 +139,10 @@ class FixedLearnedAstrocyteKernel(AstrocyteLayout, FixedKernel):
         if self.causal or t == 0:
             calcium[:] = saturate(shift(self.acc, e["f"] - e["c"]), STATE_BITS, self.counter, self.name)
         c = np.asarray(calcium, dtype=np.float64).astype(INT)
-        _, _, z, recip, _ = soma_step(c, read, e["c"], e["f"], e["z"], e["r"], op.eps, self.counter, self.name)
+        z, recip, r_exp = learned_soma_step(c, read, e["c"], e["f"], e["z"], op.eps, self.counter, self.name)
         self.state["soma"][:] = z
         u = as_int(inputs["synapses"][: H * dv]).reshape(H, dv)
-        y = saturate(shift(u * recip[:, None], e["u"] + e["r"] - e["y"]), STATE_BITS, self.counter, self.name)
-        return y.reshape(-1)
+        return learned_output_step(u, recip, r_exp, e["u"], e["y"], self.counter, self.name).reshape(-1)
 
 
 def by_lowering(exact_cls, learned_cls):

@@ -15,7 +15,10 @@ from compiler.errors import SimulationError
 from hardware_sim.fixed_point import SaturationCounter, quantize_weights, to_float
 from hardware_sim.golden.fixed_learned import (
     MapParams,
+    floating_reciprocal,
     hedgehog_step,
+    learned_output_step,
+    learned_soma_step,
     logits_step,
     map_columns,
     map_params,
@@ -147,8 +150,7 @@ def test_exp_parts_bit_exact_and_close_to_exp(im):
 
 
 def test_hybrid_step_bit_exact(im):
-    p = HybridParams(c_exp=-17, f_exp=-22, s_exp=-19, z_exp=-14, r_exp=-20, u_exp=-15, v_exp=-18, mix_exp=-12,
-                     y_exp=-18)
+    p = HybridParams(c_exp=-17, f_exp=-22, s_exp=-19, z_exp=-14, u_exp=-15, v_exp=-18, mix_exp=-12, y_exp=-18)
     c, read = np.abs(rand((2, 3, 4), 23)), np.abs(rand((2, 3, 4), 22))
     esum, a = np.abs(rand((2, 3), 24)), rand((2, 3), 22)
     esum[0, 0], c[0, 0] = 0, 0  # nothing held, nothing written: z = 0 divides nothing
@@ -162,10 +164,54 @@ def test_hybrid_step_bit_exact(im):
         zz = im.sat(im.shift(sum(rs) * d, p_exp + n - 22 - p.z_exp) + im.shift(int(esum[idx]), p.f_exp - p.z_exp),
                     24, model, "a")
         assert int(z[idx]) == zz
-        recip = im.reciprocal(zz, p.z_exp, p.r_exp, model, "a") if zz > 0 else 0
+        recip, r_exp = model_reciprocal(im, zz, p.z_exp, model)
         for i in range(5):
             mixed = im.sat(im.shift(int(u[idx][i]) * d, p.u_exp + n - 22 - p.mix_exp)
                            + im.shift(int(ev[idx][i]), p.f_exp + p.v_exp - p.mix_exp), 24, model, "a")
-            assert int(y[idx][i]) == im.sat(im.shift(mixed * recip, p.mix_exp + p.r_exp - p.y_exp), 24, model, "a")
+            assert int(y[idx][i]) == im.sat(im.shift(mixed * recip, p.mix_exp + r_exp - p.y_exp), 24, model, "a")
+    assert model["a"] > 0
+    check(counter, model)
+
+
+def model_reciprocal(im, z, z_exp, model):
+    """1/z at an exponent of its own, r_exp = -22 - (floor(log2 z) + z_exp); 0 for z <= 0."""
+    if z <= 0:
+        return 0, -22 - z_exp
+    r_exp = -22 - (z.bit_length() - 1 + z_exp)
+    return im.reciprocal(z, z_exp, r_exp, model, "a"), r_exp
+
+
+def test_floating_reciprocal_keeps_22_bits_at_any_soma(im):
+    z = np.concatenate([np.abs(rand((30,), 24)), [0, 1, 2**23 - 1]])
+    counter, model = SaturationCounter(), Counter()
+    recip, r_exp = floating_reciprocal(z, -13, counter, "a")
+    for i, v in enumerate(z):
+        want, e = model_reciprocal(im, int(v), -13, model)
+        assert int(recip[i]) == want
+        if v > 0:
+            assert int(r_exp[i]) == e and 2**21 <= want <= 2**22
+    live = z > 0
+    np.testing.assert_allclose(recip[live] * 2.0 ** r_exp[live], 1 / (z[live] * 2.0**-13), rtol=5e-7)
+    check(counter, model)
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-3])
+def test_learned_soma_and_output_bit_exact(im, eps):
+    c, f = np.abs(rand((2, 3, 6), 23)), np.abs(rand((2, 3, 6), 22))
+    c[0, 0] = 0  # nothing written: z = 0 outputs 0
+    u = rand((2, 3, 4), 24)
+    counter, model = SaturationCounter(), Counter()
+    z, recip, r_exp = learned_soma_step(c, f, -15, -22, -12, eps, counter, "a")
+    y = learned_output_step(u, recip, r_exp, -11, -17, counter, "a")
+    for idx in product(range(2), range(3)):
+        rs = [im.sat(im.shift(int(c[idx][j]) * int(f[idx][j]), -22), 24, model, "a") for j in range(6)]
+        zz = im.sat(im.shift(sum(rs), -15 - 22 + 22 + 12), 24, model, "a")
+        assert int(z[idx]) == zz
+        if eps > 0:
+            zz += im.quantize(eps, -12, 24, model, "a")
+        recip_m, e = model_reciprocal(im, zz, -12, model)
+        assert int(recip[idx]) == recip_m
+        for i in range(4):
+            assert int(y[idx][i]) == im.sat(im.shift(int(u[idx][i]) * recip_m, -11 + e + 17), 24, model, "a")
     assert model["a"] > 0
     check(counter, model)
