@@ -201,6 +201,9 @@ def main() -> int:
                 print(f"mutmut failed on {name} (exit {code}); see {work}", file=sys.stderr)
                 return code
         result["groups"][name] = summarise_group(work, GROUPS[name], env, seconds)
+        if not any(c.get(k) for c in result["groups"][name]["per_module"].values() for k in KILLED):
+            print(f"no mutant of {name} was killed: the tests probably failed to run; see {work}", file=sys.stderr)
+            return 1
         result = report({"groups": dict(sorted(result["groups"].items()))})
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")  # after every group

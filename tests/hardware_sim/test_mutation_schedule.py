@@ -19,6 +19,9 @@ from hardware_sim.golden import simulate
 from hardware_sim.lava import GRANULARITIES, lava_steps, make_plan
 
 pytest.importorskip("lava")
+from hardware_sim.lava.runner import preload_lava  # noqa: E402
+
+preload_lava()  # imports Lava without changing the caller's multiprocessing start method
 from hardware_sim.lava.builder import group_spec, read_outputs, source_data  # noqa: E402
 from hardware_sim.lava.engine import Engine  # noqa: E402
 from hardware_sim.lava.host_fixed import decode_outputs, encode_inputs  # noqa: E402
