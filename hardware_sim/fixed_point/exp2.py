@@ -46,7 +46,21 @@ def exp2_fixed(u, u_frac: int, y_exp: int, counter: SaturationCounter | None = N
 
 def exp_fixed(x, x_exp: int, y_exp: int, counter: SaturationCounter | None = None, name: str = "",
               bits: int = STATE_BITS) -> np.ndarray:
-    """Integer ``exp(x 2**x_exp)`` at exponent ``y_exp`` (see module docstring)."""
+    """Integer ``exp(x 2**x_exp)`` at exponent ``y_exp`` (see module docstring).
+
+    Arrays whose every ``x`` lies in ``[-2**31, 0]`` (softmax-like arguments) are read from a table
+    of this function's own values once it has been asked for as many values as the table holds
+    (:func:`exp_nonpositive`): the same integers, several times faster.
+    """
+    x = np.asarray(x, dtype=INT)
+    if x.ndim and x.size and -(1 << 31) <= x.min() and x.max() <= 0:
+        return exp_nonpositive(x, x_exp, y_exp, counter, name, bits)
+    return exp_direct(x, x_exp, y_exp, counter, name, bits)
+
+
+def exp_direct(x, x_exp: int, y_exp: int, counter: SaturationCounter | None = None, name: str = "",
+               bits: int = STATE_BITS) -> np.ndarray:
+    """:func:`exp_fixed` by its arithmetic (steps 1-4 of the module docstring), no table of values."""
     x = saturate(x, 32, counter, name)
     u = shift(x * LOG2E, x_exp - LOG2E_FRAC + U_FRAC)
     return exp2_fixed(u, U_FRAC, y_exp, counter, name, bits)
@@ -57,7 +71,7 @@ _MEMOS: dict = {}
 
 
 class _ExpMemo:
-    """``exp_fixed(-i, x_exp, y_exp)`` for ``i = 0 .. N``, tabulated once enough values were asked for.
+    """``exp_direct(-i, x_exp, y_exp)`` for ``i = 0 .. N``, tabulated once enough values were asked for.
 
     ``N`` lies an octave beyond the input where the output rounds to 0; the table's last entry is
     checked to be 0.  The table is made only after callers asked for ``N`` values of this
@@ -78,7 +92,7 @@ class _ExpMemo:
         self.asked += size
         if self.asked >= self.n:
             own = SaturationCounter()
-            table = exp_fixed(-np.arange(self.n + 1, dtype=INT), *self.key[:2], own, "memo", self.key[2])
+            table = exp_direct(-np.arange(self.n + 1, dtype=INT), *self.key[:2], own, "memo", self.key[2])
             if own.total or table[-1] != 0:
                 self.n = None
                 return None
@@ -88,11 +102,11 @@ class _ExpMemo:
 
 def exp_nonpositive(x, x_exp: int, y_exp: int, counter: SaturationCounter | None = None, name: str = "",
                     bits: int = STATE_BITS) -> np.ndarray:
-    """:func:`exp_fixed` bit for bit, by one table lookup where every ``x`` lies in ``[-2**31, 0]``.
+    """:func:`exp_direct` bit for bit for ``x`` in ``[-2**31, 0]``, by one table lookup once the table exists.
 
-    On that range ``exp_fixed`` counts no input saturation, is non-negative and non-decreasing, so
-    every input below ``-N`` gives ``exp_fixed(-N) = 0`` and ``y = table[min(-x, N)]``
-    (:class:`_ExpMemo`).  Other inputs, and calls before the table exists, go to :func:`exp_fixed`.
+    On that range ``exp_direct`` counts no input saturation, is non-negative and non-decreasing, so
+    every input below ``-N`` gives ``exp_direct(-N) = 0`` and ``y = table[min(-x, N)]``
+    (:class:`_ExpMemo`).  Other inputs, and calls before the table exists, go to :func:`exp_direct`.
     """
     x = np.asarray(x, dtype=INT)
     key = (int(x_exp), int(y_exp), int(bits))
@@ -103,4 +117,4 @@ def exp_nonpositive(x, x_exp: int, y_exp: int, counter: SaturationCounter | None
         table = memo.lookup(x.size)
         if table is not None:
             return np.take(table, np.negative(x), mode="clip").astype(INT)  # index min(-x, N)
-    return exp_fixed(x, x_exp, y_exp, counter, name, bits)
+    return exp_direct(x, x_exp, y_exp, counter, name, bits)

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compiler.errors import SimulationError
-from hardware_sim.fixed_point import INT, STATE_BITS, exact_product, saturate, shift, to_float
-from hardware_sim.fixed_point.exp2 import exp_nonpositive
+from hardware_sim.fixed_point import INT, STATE_BITS, exact_product, exp_fixed, saturate, shift, to_float
 from hardware_sim.golden.features import check_slots, heads
 from hardware_sim.golden.fixed_blocks import by_pairs
 from hardware_sim.golden.fixed_registry import Fx, fixed_behaviour, qexp
@@ -90,11 +89,11 @@ def slot_response_step(potential, written, score_exp: int, f_exp: int, counter, 
     floor = -(1 << (STATE_BITS + 1))
     if np.all(written) and potential.shape[-1]:  # every slot written: no masking (the same integers)
         s = potential.max(axis=-1, keepdims=True)
-        return exp_nonpositive(potential - s, score_exp, f_exp, counter, name), s[..., 0]  # = exp_fixed
+        return exp_fixed(potential - s, score_exp, f_exp, counter, name), s[..., 0]
     masked = np.where(written, potential, floor)
     s = masked.max(axis=-1, keepdims=True)
     s = np.where(s > floor, s, 0)
-    f = exp_nonpositive(np.where(written, potential - s, floor), score_exp, f_exp, counter, name)
+    f = exp_fixed(np.where(written, potential - s, floor), score_exp, f_exp, counter, name)
     return np.where(written, f, 0), s[..., 0]
 
 
