@@ -327,7 +327,7 @@ def smollm2_path() -> Path | None:
 def decoder_maps(graph, features: int, window: int, epochs: int, texts: int, joint: int = 0) -> Path:
     """SmolLM2 maps fitted layer by layer on ``texts`` calibration texts of 100-250 tokens, then (``joint``
     > 0) tuned jointly on the next-token distributions (torch, float32, 2 texts per Adam step); cached."""
-    path = MAPS / f"smollm2_f{features}_w{window}_e{epochs}_t{texts}" + (f"_joint{joint}" if joint else "") + ".npz"
+    path = MAPS / (f"smollm2_f{features}_w{window}_e{epochs}_t{texts}" + (f"_joint{joint}" if joint else "") + ".npz")
     if path.exists():
         return path
     MAPS.mkdir(parents=True, exist_ok=True)
@@ -484,33 +484,38 @@ def family(circuit: str) -> str:
     if circuit.endswith(" exact"):
         return "mixed"  # some layers exact: memory not constant, left out of the plot
     if circuit.startswith("learned"):
-        return "learned + window" if "window" in circuit else "learned"
+        return ("learned + window" if "window" in circuit else "learned") + (", joint" if "joint" in circuit else "")
     return circuit.split()[0]
 
 
+FAMILIES = (("favor", "s", "C0", "-"), ("learned", "o", "C1", ":"), ("learned, joint", "o", "C1", "-"),
+            ("learned + window", "^", "C2", ":"), ("learned + window, joint", "^", "C2", "-"), ("exact", "*", "C3", ""))
+
+
 def plot(rows: list[dict], path: Path) -> None:
-    """Cosine against memory per head; for each family and memory the best map set (joint-tuned when run)."""
+    """Cosine against memory per head; dotted: maps fitted layer by layer, solid: then tuned jointly."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, marker in (("favor", "s"), ("learned", "o"), ("learned + window", "^"), ("exact", "*")):
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for name, marker, colour, style in FAMILIES:
         best: dict[int, float] = {}
         for r in rows:
             if family(r["circuit"]) == name:
                 best[r["memory_per_head"]] = max(best.get(r["memory_per_head"], -1.0), r["cosine_mean"])
         if best:
             memory = sorted(best)
-            ax.plot(memory, [best[m] for m in memory], marker=marker, linestyle="-" if len(memory) > 1 else "none",
-                    label=name)
+            ax.plot(memory, [best[m] for m in memory], marker=marker, color=colour,
+                    linestyle=style if len(memory) > 1 else "none",
+                    markerfacecolor="none" if style == ":" else colour, label=name)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("memory per head (feature neurons + exact slots)")
     ax.set_ylabel("mean embedding cosine vs float")
     ax.set_title("all-MiniLM-L6-v2, held-out texts of 100-250 tokens")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
