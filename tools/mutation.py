@@ -1,5 +1,5 @@
 """``make mutation``: mutation testing of the integer arithmetic, the golden simulator and the Lava
-schedule with mutmut, in scratch copies of the tree (the working tree is never touched).
+schedule with mutmut, in scratch copies of the committed tree (the working tree is never touched).
 
 Three groups, each run on its own (``--groups``) so one can be re-run without the others:
 ``fixed_point`` (``hardware_sim/fixed_point``), ``golden`` (``hardware_sim/golden``) and ``schedule``
@@ -42,7 +42,11 @@ TESTS = ["tests/hardware_sim/test_fixed_point.py", "tests/hardware_sim/test_fixe
          "tests/hardware_sim/test_learned_fixed_steps.py", "tests/runtime/test_session.py",
          "tests/hardware_sim/test_mutation_schedule.py", "tests/hardware_sim/test_mutation_golden.py",
          "tests/hardware_sim/test_fixed_fast_paths.py"]
-SLOW = ["tests/hardware_sim/test_golden_loihi2.py::test_minilm_fidelity_200_sentences"]
+SLOW = ["tests/hardware_sim/test_golden_loihi2.py::test_minilm_fidelity_200_sentences",
+        # these draw their data from their module's random generator after whichever tests ran before them,
+        # so their "some values saturate" checks depend on the subset of tests mutmut runs
+        "tests/hardware_sim/test_learned_fixed_steps.py::test_logits_step_bit_exact",
+        "tests/hardware_sim/test_fixed_fast_paths.py::test_synapse_step_with_and_without_the_float_product"]
 KILLED = ("killed", "timeout")
 
 
@@ -56,17 +60,16 @@ def setup_cfg(sources, tests) -> str:
 
 
 def scratch_copy(work: Path, sources, tests) -> None:
+    """The committed tree (HEAD) in ``work``: edits in progress in the working tree do not reach the run."""
     if work.exists():
         shutil.rmtree(work)
-    names = ["compiler", "runtime", "hardware_sim", "tests", "benchmarks", "examples", "pyproject.toml"]
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "results")
-    for name in names:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, work / name, ignore=ignore)
-        elif src.exists():
-            shutil.copy(src, work / name)
+    work.mkdir(parents=True)
+    names = [n for n in ("compiler", "runtime", "hardware_sim", "tests", "benchmarks", "examples", "pyproject.toml")
+             if (ROOT / n).exists()]
+    archive = subprocess.run(["git", "archive", "HEAD", *names], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
     (work / "setup.cfg").write_text(setup_cfg(sources, tests))
+    (work / "COMMIT").write_text(git_head())
 
 
 def statuses(work: Path, env) -> dict[str, str]:
@@ -121,6 +124,7 @@ def module_of(name: str) -> str:
 
 def summarise_group(work: Path, sources, env, seconds) -> dict:
     status = statuses(work, env)
+    commit = (work / "COMMIT").read_text() if (work / "COMMIT").exists() else "?"
     diffs = mutant_diffs(work, sources)
     per_module: dict[str, Counter] = {}
     for name, state in status.items():
@@ -135,16 +139,14 @@ def summarise_group(work: Path, sources, env, seconds) -> dict:
             harmless[name] = {**entry, "reason": reason}
         else:
             survivors[name] = entry
-    return {"sources": sources, "seconds": round(seconds, 1), "commit": git_head(),
+    return {"sources": sources, "seconds": round(seconds, 1), "commit": commit,
             "per_module": {m: dict(c) for m, c in sorted(per_module.items())},
             "survivors": survivors, "judged_harmless": harmless}
 
 
 def git_head() -> str:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "hardware_sim"], cwd=ROOT, capture_output=True,
-                           text=True)
-    return head.stdout.strip() + ("+local changes" if dirty.stdout.strip() else "")
+    return head.stdout.strip()
 
 
 def rates(per_module: dict[str, dict]) -> dict:
@@ -169,8 +171,9 @@ def report(result: dict) -> dict:
 def run_group(name: str, work: Path, max_children: int, env) -> tuple[int, float]:
     scratch_copy(work, GROUPS[name], TESTS)
     start = time.monotonic()
-    code = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)],
-                          cwd=work, env=env, stdout=subprocess.DEVNULL).returncode
+    with open(work / "mutmut.log", "w") as log:  # mutmut's own output, for a run that went wrong
+        code = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)],
+                              cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
     return code, time.monotonic() - start
 
 
