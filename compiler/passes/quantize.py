@@ -35,7 +35,7 @@ import numpy as np
 
 from compiler.errors import InputError
 from compiler.passes.base import CompileOptions, Pass
-from compiler.passes.quantize_learned import learned_ranges, record_learned, record_windows
+from compiler.passes.quantize_learned import learned_ranges, record_learned
 from compiler.passes.rounding import round_group, second_moment
 from compiler.passes.split_groups import QK, add_residual, outlier_channels, split_outliers
 from hardware_sim.fixed_point import STATE_BITS, WEIGHT_BITS, dequantize_weights, exponent_for, quantize_weights
@@ -301,7 +301,6 @@ class Quantize(Pass):
         for name in graph.order():
             op = graph.node(name)
             RECORDS[op.kind](op, ranges.get(name, {}))
-        record_windows(graph, ranges, state_exp)
         graph.meta["quantization"] = {"source": source, "headroom": HEADROOM, "tokens": int(mask.sum()),
                                       "state_bits": STATE_BITS, "weight_bits": WEIGHT_BITS,
                                       "rounding": options.rounding, "outlier_ratio": options.outlier_ratio,

@@ -11,11 +11,11 @@ Context bounds (any input up to the schedule's ``max_tokens`` T is free of satur
 count bounds an exact soma): every feature response is at most 1 and each half sums to 1, so
 calcium ``c_j <= T``, the soma ``z = c.f(q) <= 2T``, the Hebbian weights ``|H| <= max|v| T`` and the
 read-out ``|u| <= max|v| z``.  The ranges are raised to these bounds.  With a window of W ring slots
-the feature part of the soma is weighted by ``g exp(-s) <= g`` (``g`` the largest gain, ``s >= 0``
-assumed), the ring adds at most W and the astrocyte records ``mix_exp`` for its mixed read-out (at
-most ``max|v| z``).  The soma's reciprocal has an exponent of its own per soma
-(:func:`hardware_sim.golden.fixed_learned.floating_reciprocal`): it needs no range (``recip_exp`` is
-recorded but unused).
+the soma adds at most W (the ring) and works in block floating point
+(:mod:`hardware_sim.golden.fixed_window`): its ``soma_exp`` only reports ``z``.  The soma's
+reciprocal has an exponent of its own per soma
+(:func:`hardware_sim.golden.fixed_learned.floating_reciprocal`): it needs no range (``recip_exp``
+is recorded but unused).
 """
 
 from __future__ import annotations
@@ -49,36 +49,21 @@ def learned_ranges(net, values, mask, ranges) -> None:
             z = x @ getattr(op, f"{side}_weight")[None] + getattr(op, f"{side}_bias")[None, :, None, :]
             r[f"{side}_logit"] = _max_abs_masked(z, mask)
         r["value"] = 1.0  # softmax responses (and a window's ring responses) lie in [0, 1]
-        gain = float(np.exp(op.log_gain).max()) if op.window else 1.0
-        context_bounds(net, op, ranges, gain)
+        context_bounds(net, op, ranges)
 
 
-def context_bounds(net, feats, ranges, gain: float = 1.0) -> None:
+def context_bounds(net, feats, ranges) -> None:
     T = float(net.node(feats.schedule).max_tokens)
-    teacher = 1.0
     for name in net.g.successors(feats.name):
         op = net.node(name)
+        r = ranges.setdefault(name, {})
         if op.kind == "hebbian_synapses":
-            r = ranges.setdefault(name, {})
             teacher = ranges.get(net.inputs_of(name)["teacher"], {}).get("value", 1.0)
             r["weights"] = max(r.get("weights", 0.0), teacher * T)
             r["value"] = max(r.get("value", 0.0), teacher * 2 * T)
-    for name in net.g.successors(feats.name):
-        if net.node(name).kind == "astrocyte":
-            r = ranges.setdefault(name, {})
+        elif op.kind == "astrocyte":
             r["calcium"] = max(r.get("calcium", 0.0), T)
-            r["soma_sum"] = max(r.get("soma_sum", 0.0), 2 * T * gain + feats.window)
-            r["mix"] = teacher * r["soma_sum"]
-
-
-def record_windows(net, ranges, state_exp) -> None:
-    """``mix_exp`` of the astrocyte of every learned circuit with a window: its mixed read-out
-    ``exp(-s) u + sum_j e_j v_j`` is at most ``max|v| z``."""
-    for feats in learned_nodes(net):
-        for name in net.g.successors(feats.name):
-            op = net.node(name)
-            if op.kind == "astrocyte" and feats.window:
-                op.quant["mix_exp"] = state_exp(ranges.get(name, {}).get("mix", 1.0))
+            r["soma_sum"] = max(r.get("soma_sum", 0.0), 2 * T + feats.window)
 
 
 def record_learned(op, r, state_exp) -> None:

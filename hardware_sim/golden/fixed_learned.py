@@ -101,14 +101,16 @@ def hedgehog_step(p: MapParams, x, counter, name: str) -> np.ndarray:
                            normalise_step(-z, p.z_exp, p.f_exp, counter, name)], axis=-1)
 
 
-def floating_reciprocal(z, z_exp: int, counter, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``R = 1/z`` with an exponent of its own per soma, ``r_exp = -22 - (floor(log2 z) + e_z)``, so that
+def floating_reciprocal(z, z_exp, counter, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``R = 1/z`` (``z`` at ``e_z``, one or one per soma) with an exponent of its own per soma,
+    ``r_exp = -22 - (floor(log2 z) + e_z)``, so that
     ``R`` lies in ``(2**21, 2**22]`` for any ``z > 0`` (0 for ``z <= 0``: a soma that sums nothing
     outputs 0).  The soma's dynamic range is the context's, not a calibrated one."""
     alive = z > 0
+    z_exp = np.broadcast_to(np.asarray(z_exp, dtype=INT), np.shape(z))
     r_exp = -TABLE_FRAC - (floor_log2(np.where(alive, z, 1)) + z_exp)
     recip = np.zeros(np.shape(z), dtype=INT)
-    recip[alive] = reciprocal_fixed(z[alive], z_exp, r_exp[alive], counter, name)
+    recip[alive] = reciprocal_fixed(z[alive], z_exp[alive], r_exp[alive], counter, name)
     return recip, r_exp
 
 

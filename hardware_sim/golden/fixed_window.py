@@ -4,8 +4,7 @@ The ring is that of the float circuit (:mod:`.learned`): written token t enters 
 the write that reuses a full slot consolidates the token leaving it, ``c += f(k_old)``,
 ``H += v_old f(k_old)^T`` (integer writes, :mod:`.fixed_circuit`).  Exponents: features ``e_f``,
 ring potentials ``e_s`` (``score_exp``), calcium ``e_c``, soma ``e_z``, Hebbian
-read-out ``e_u``, values ``e_v``, the mixed read-out ``e_m`` (``quant["mix_exp"]`` of the astrocyte)
-and output ``e_y``.
+read-out ``e_u``, values ``e_v`` and output ``e_y``.
 
 - Ring: potentials ``l_j = scale q.k_j`` of the full slots (:func:`.fixed_features.score_step`),
   offset ``s = max_j l_j`` and responses ``e_j = exp(l_j - s)`` at ``e_f``
@@ -15,12 +14,14 @@ and output ``e_y``.
   :mod:`hardware_sim.fixed_point.exp2` without its last shift) of ``a = L - s`` with ``L`` the log
   gain at ``e_s``, so it spans any gain and offset without losing bits; the feature reads stay
   ``f(q)`` in ``[0, 1]``.
-- Soma, one normaliser: ``r_j = sat(shift(c_j read_j, -22))`` (exponent ``e_p = e_c + e_f + 22``),
-  ``z = sat(shift(d sum_j r_j, e_p + n - 22 - e_z) + shift(sum_j e_j, e_f - e_z))``,
-  ``R`` its floating reciprocal at ``r_exp`` (:func:`.fixed_learned.floating_reciprocal`; 0 when
-  ``z = 0``).
-- Output: ``m = sat(shift(u d, e_u + n - 22 - e_m) + shift(sum_j e_j v_j, e_f + e_v - e_m))`` and
-  ``y = sat(shift(m R, e_m + r_exp - e_y))``.
+- Soma, one normaliser, in block floating point (the gain and offset span many decades: a
+  distilled log gain reaches 35): ``r_j = sat(shift(c_j read_j, -22))`` (exponent
+  ``e_p = e_c + e_f + 22``), then ``z = d sum_j r_j 2**(e_p + n - 22) + sum_j e_j 2**e_f`` summed
+  exactly at the larger of the two exponents (the other term rounded half up), and its floating
+  reciprocal ``R`` at ``r_exp`` (:func:`.fixed_learned.floating_reciprocal`; 0 when ``z = 0``).
+- Output: ``M = u d 2**(e_u + n - 22) + sum_j e_j v_j 2**(e_f + e_v)`` the same way, cut to 31 bits
+  (``M' = shift(M, -k)``) and ``y = sat(shift(M' R, e_M + k + r_exp - e_y))``.  The soma reported to
+  probes is ``z`` at ``e_z`` (clipped, not counted).
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ from hardware_sim.fixed_point import (
     STATE_BITS,
     TABLE_FRAC,
     exact_product,
+    int_range,
     quantize,
     saturate,
     shift,
 )
 from hardware_sim.fixed_point.exp2 import EXP2_TABLE, LOG2E, LOG2E_FRAC, U_FRAC
-from hardware_sim.fixed_point.tables import interpolate
+from hardware_sim.fixed_point.tables import floor_log2, interpolate
 from hardware_sim.golden.circuit import grouped
 from hardware_sim.golden.features import heads
 from hardware_sim.golden.fixed_features import score_params, score_step, slot_response_step
@@ -47,6 +49,8 @@ from hardware_sim.golden.fixed_learned import floating_reciprocal, hedgehog_step
 from hardware_sim.golden.fixed_registry import Fx, qexp
 from hardware_sim.golden.learned import RingActivity, consolidations, kept_ring, ring_held, with_ring
 from hardware_sim.golden.stream import continue_sum
+
+MIX_BITS = 31  # bits the mixed read-out keeps before it is multiplied by the reciprocal
 
 
 def log_gain_step(op, s_exp: int, counter, name: str) -> np.ndarray:
@@ -72,27 +76,35 @@ class HybridParams:
     z_exp: int
     u_exp: int
     v_exp: int
-    mix_exp: int
     y_exp: int
 
 
+def aligned_sum(a, a_exp, b, b_exp):
+    """``a 2**a_exp + b 2**b_exp`` at the larger of the two exponents (the finer term rounded half up):
+    ``(sum, exponent)``, elementwise."""
+    e = np.maximum(a_exp, b_exp)
+    return shift(a, a_exp - e) + shift(b, b_exp - e), e
+
+
 def hybrid_step(c, read, esum, ev, a, u, p: HybridParams, counter, name: str):
-    """Soma ``z`` and output ``y`` of one normaliser over the feature memory and the ring.
+    """Soma ``z`` and output ``y`` of one normaliser over the feature memory and the ring (block
+    floating point: module docstring).
 
     c, read (..., m); esum, a (...,): ``sum_j e_j`` and ``L - s`` (log gain minus offset, at ``e_s``);
     ev, u (..., dv): ``sum_j e_j v_j`` (exact, exponent ``e_f + e_v``) and the Hebbian read-out.
-    Returns ``y`` (..., dv), ``z`` (...).
+    Returns ``y`` (..., dv) and ``z`` (...) at ``e_z`` for probes (clipped, not counted).
     """
     r = saturate(shift(c * read, -TABLE_FRAC), STATE_BITS, counter, name)
     p_exp = p.c_exp + p.f_exp + TABLE_FRAC
     d, n = exp_parts(a, p.s_exp, counter, name)
-    z = saturate(shift(r.sum(axis=-1) * d, p_exp + n - TABLE_FRAC - p.z_exp) + shift(esum, p.f_exp - p.z_exp),
-                 STATE_BITS, counter, name)
-    recip, r_exp = floating_reciprocal(z, p.z_exp, counter, name)
-    mixed = saturate(shift(u * d[..., None], p.u_exp + n[..., None] - TABLE_FRAC - p.mix_exp)
-                     + shift(ev, p.f_exp + p.v_exp - p.mix_exp), STATE_BITS, counter, name)
-    y = saturate(shift(mixed * recip[..., None], p.mix_exp + r_exp[..., None] - p.y_exp), STATE_BITS, counter, name)
-    return y, z
+    z, z_exp = aligned_sum(r.sum(axis=-1) * d, p_exp + n - TABLE_FRAC, esum, p.f_exp)
+    recip, r_exp = floating_reciprocal(z, z_exp, counter, name)
+    m, m_exp = aligned_sum(u * d[..., None], p.u_exp + n[..., None] - TABLE_FRAC, ev, p.f_exp + p.v_exp)
+    k = np.maximum(floor_log2(np.abs(m)) + 1 - MIX_BITS, 0)
+    y = saturate(shift(shift(m, -k) * recip[..., None], m_exp + k + r_exp[..., None] - p.y_exp), STATE_BITS,
+                 counter, name)
+    lo, hi = int_range(STATE_BITS)
+    return y, np.clip(shift(z, z_exp - p.z_exp), lo, hi)
 
 
 def ring_visibility(held: np.ndarray, group: int) -> np.ndarray:
@@ -123,7 +135,7 @@ def window_features(op, schedule, w, kp, key: Fx, query: Fx, fq, run, features_c
 def hybrid_params(op, feats_op, syn_op, v_exp: int) -> HybridParams:
     return HybridParams(c_exp=qexp(op, "calcium_exp"), f_exp=qexp(feats_op), s_exp=qexp(feats_op, "score_exp"),
                         z_exp=qexp(op, "soma_exp"), u_exp=qexp(syn_op), v_exp=v_exp,
-                        mix_exp=qexp(op, "mix_exp"), y_exp=qexp(op))
+                        y_exp=qexp(op))
 
 
 def window_astrocyte(op, args, run, record_probes):

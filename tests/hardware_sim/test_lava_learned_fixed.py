@@ -37,7 +37,7 @@ def squeeze(net):
     read-out all saturate."""
     net = copy.deepcopy(net)
     cuts = {"features": {"q_logit_exp": 3, "k_logit_exp": 3, "exp": 1, "score_exp": 4},
-            "astrocyte": {"calcium_exp": 8, "soma_exp": 8, "recip_exp": 3, "exp": 2, "mix_exp": 8},
+            "astrocyte": {"calcium_exp": 8, "soma_exp": 8, "exp": 2},
             "hebbian_synapses": {"w_exp": 8, "exp": 8}}
     for op in net.nodes():
         if op.name.startswith("layer0.attn"):

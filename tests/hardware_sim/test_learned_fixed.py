@@ -64,9 +64,9 @@ def test_quantize_records_map_columns_and_holds_their_values():
 @pytest.mark.parametrize("window", [0, 3])
 def test_loihi2_is_close_to_float(model, window):
     """Measured (seeds here): the integer circuit differs from float on its own rounded weights by at
-    most 5.5e-4 of the output's range (llama, window 3, log gains N(0, 1): the soma's range covers
-    2 max_tokens max(gain) + W; 1.4e-4 without a window), and the whole loihi2 network (8-bit model
-    weights included) from the float network by 1.4-1.9%, as exact circuits do (1.6-1.9%)."""
+    most 1.4e-4 of the output's range (llama logits; 9e-5 with a window of 3), and the whole loihi2
+    network (8-bit model weights included) from the float network by 1.4-1.9%, as exact circuits do
+    (1.6-1.9%)."""
     graph, fixed = compiled(model, "loihi2", window=window)
     _, flt = compiled(model, "float64", window=window)
     x, mask = tokens(graph.encoder.width)
@@ -77,7 +77,7 @@ def test_loihi2_is_close_to_float(model, window):
     reference = simulate(flt, x, mask, precision="float64").outputs
     for role, y in got.outputs.items():
         scale = np.abs(reference[role][mask]).max()
-        assert np.abs(y - same_weights[role])[mask].max() < 1e-3 * scale, role
+        assert np.abs(y - same_weights[role])[mask].max() < 3e-4 * scale, role
         assert np.abs(y - reference[role])[mask].max() < 0.03 * scale, role
         assert np.abs(y - reference[role])[mask].max() > 1e-4 * scale, role  # the precision does change it
 

@@ -150,9 +150,11 @@ def test_exp_parts_bit_exact_and_close_to_exp(im):
 
 
 def test_hybrid_step_bit_exact(im):
-    p = HybridParams(c_exp=-17, f_exp=-22, s_exp=-19, z_exp=-14, u_exp=-15, v_exp=-18, mix_exp=-12, y_exp=-18)
+    """Block floating point: exact sums aligned at the larger exponent, the floating reciprocal, the
+    mixed read-out cut to 31 bits; gains and offsets of any size (a spans 2**30 at e_s = -19)."""
+    p = HybridParams(c_exp=-17, f_exp=-22, s_exp=-19, z_exp=-14, u_exp=-15, v_exp=-18, y_exp=-18)
     c, read = np.abs(rand((2, 3, 4), 23)), np.abs(rand((2, 3, 4), 22))
-    esum, a = np.abs(rand((2, 3), 24)), rand((2, 3), 22)
+    esum, a = np.abs(rand((2, 3), 24)), rand((2, 3), 30)
     esum[0, 0], c[0, 0] = 0, 0  # nothing held, nothing written: z = 0 divides nothing
     ev, u = rand((2, 3, 5), 46), rand((2, 3, 5), 23)
     counter, model = SaturationCounter(), Counter()
@@ -161,14 +163,17 @@ def test_hybrid_step_bit_exact(im):
     for idx in product(range(2), range(3)):
         rs = [im.sat(im.shift(int(c[idx][j]) * int(read[idx][j]), -22), 24, model, "a") for j in range(4)]
         d, n = model_exp_parts(im, int(a[idx]), p.s_exp, model)
-        zz = im.sat(im.shift(sum(rs) * d, p_exp + n - 22 - p.z_exp) + im.shift(int(esum[idx]), p.f_exp - p.z_exp),
-                    24, model, "a")
-        assert int(z[idx]) == zz
-        recip, r_exp = model_reciprocal(im, zz, p.z_exp, model)
+        ze = max(p_exp + n - 22, p.f_exp)
+        zz = im.shift(sum(rs) * d, p_exp + n - 22 - ze) + im.shift(int(esum[idx]), p.f_exp - ze)
+        assert int(z[idx]) == max(-(2**23), min(2**23 - 1, im.shift(zz, ze - p.z_exp)))
+        recip, r_exp = model_reciprocal(im, zz, ze, model)
         for i in range(5):
-            mixed = im.sat(im.shift(int(u[idx][i]) * d, p.u_exp + n - 22 - p.mix_exp)
-                           + im.shift(int(ev[idx][i]), p.f_exp + p.v_exp - p.mix_exp), 24, model, "a")
-            assert int(y[idx][i]) == im.sat(im.shift(mixed * recip, p.mix_exp + r_exp - p.y_exp), 24, model, "a")
+            me = max(p.u_exp + n - 22, p.f_exp + p.v_exp)
+            mixed = im.shift(int(u[idx][i]) * d, p.u_exp + n - 22 - me) + im.shift(int(ev[idx][i]),
+                                                                                  p.f_exp + p.v_exp - me)
+            k = max(abs(mixed).bit_length() - 31, 0)
+            want = im.sat(im.shift(im.shift(mixed, -k) * recip, me + k + r_exp - p.y_exp), 24, model, "a")
+            assert int(y[idx][i]) == want
     assert model["a"] > 0
     check(counter, model)
 
