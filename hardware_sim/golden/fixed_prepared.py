@@ -31,9 +31,14 @@ def _same(a, b) -> bool:
 
 
 def _equal_value(a, b) -> bool:
-    if isinstance(a, (list, tuple, np.ndarray)) or isinstance(b, (list, tuple, np.ndarray)):
-        return type(a) is type(b) and np.array_equal(a, b)
-    return type(a) is type(b) and bool(a == b)
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, np.ndarray):
+        return np.array_equal(a, b)
+    if isinstance(a, (list, tuple)):  # e.g. one exponent per row: Python ints compare fastest as lists
+        return len(a) == len(b) and all(_equal_value(x, y) for x, y in zip(a, b)) if any(
+            isinstance(x, (list, tuple, np.ndarray)) for x in a) else a == b
+    return bool(a == b)
 
 
 def node_key(op, *extra) -> tuple:
