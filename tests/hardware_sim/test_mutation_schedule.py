@@ -13,7 +13,7 @@ import pytest
 
 from compiler.api import compile as compile_model
 from compiler.errors import InputError, SimulationError
-from compiler.models import LlamaConfig, random_bert, random_llama
+from compiler.models import BertConfig, LlamaConfig, random_bert, random_llama
 from hardware_sim.fixed_point import SaturationCounter
 from hardware_sim.golden import simulate
 from hardware_sim.lava import GRANULARITIES, lava_steps, make_plan
@@ -160,3 +160,54 @@ def test_more_tokens_than_exact_slots_is_refused(nets):
     with pytest.raises(SimulationError, match=r"has 8 slots but the input has 9 tokens; compile with "
                                               r"--max-tokens 9 or more$"):
         make_plan(net, 9, 1)
+
+
+def test_circuits_that_ignore_the_padding_mask_write_every_token():
+    """A circuit without the padding mask writes padded tokens too; stepped and golden runs agree."""
+    graph = random_bert(seed=3)
+    attention = [op for op in graph.nodes() if op.kind == "attention"]
+    assert attention
+    for op in attention:
+        op.use_padding_mask = False
+    net = compile_model(graph, max_tokens=8, precision="loihi2")
+    x = tokens(graph, B=2)
+    mask = np.ones(x.shape[:2], dtype=bool)
+    mask[0, 2:] = False
+    got, counts = run_stepped(net, x, mask, "block")
+    want = simulate(net, x, mask, precision="loihi2")
+    for role in got:
+        np.testing.assert_array_equal(got[role], want.outputs[role])
+    plan = make_plan(net, 4, 2, mask, "fused")
+    feats = [k for k in plan.kernels.values() if k.op.kind == "features"]
+    assert feats and all(k.clock.written.all() for k in feats)
+    masked = run_stepped(compile_model(random_bert(seed=3), max_tokens=8, precision="loihi2"), x, mask, "block")[0]
+    assert not all(np.array_equal(masked[r], got[r]) for r in got)  # the padded tokens did change something
+
+
+def test_a_plan_without_a_mask_writes_every_token(nets):
+    graph, net = nets["bert"]
+    x = tokens(graph, B=2)
+    plan = make_plan(net, 4, 2, granularity="block")
+    feats = [k for k in plan.kernels.values() if k.op.kind == "features"]
+    assert feats and all(k.clock.written.shape == (2, 4) and k.clock.written.all() for k in feats)
+    got, _ = run_stepped(net, x, None, "block")
+    for role, y in simulate(net, x, precision="loihi2").outputs.items():
+        np.testing.assert_array_equal(got[role], y)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_kernel_computes_in_the_run_dtype(nets, dtype):
+    _, net = nets["llama"]
+    plan = make_plan(net, 3, 1, dtype=dtype)
+    assert plan.kernels and all(k.dtype == dtype for k in plan.kernels.values())
+
+
+def test_latency_is_one_sequence_per_bidirectional_layer_and_one_step_when_causal():
+    """docs/lava_schedule.md: fused, each bidirectional layer adds T steps (plus the source hop);
+    a causal decoder's latency is the hop count alone."""
+    T = 5
+    for layers in (1, 2):
+        bert = compile_model(random_bert(BertConfig(num_hidden_layers=layers), seed=1), max_tokens=8)
+        assert lava_steps(bert, T)["latency"] == layers * T + 1
+    llama = compile_model(random_llama(LlamaConfig(num_hidden_layers=2), seed=1), max_tokens=8)
+    assert lava_steps(llama, T)["latency"] == 1
