@@ -9,6 +9,12 @@ FP = "hardware_sim.fixed_point."
 DTYPE_INT = "the callee converts to int64 anyway (every path goes through np.asarray(..., dtype=INT))"
 ASTYPE_NONE = "astype(None) is astype(float64)"
 NEGATIVE_RESHAPE = "numpy treats any negative reshape size as the one unknown dimension, like -1"
+SC = "hardware_sim.lava.schedule."
+ORDER = "every caller passes net.order(), which is what the default computes"
+LABEL = "the group's name is a label: the same nodes share one process"
+TOPO = "nodes come in topological order, so every source already has a level"
+DECODER = "every compiled network has an output decoder: the default is never used"
+BOOL_MASK = "masks reach make_plan as bool arrays (check_token_inputs makes them so)"
 FAST_PATH_OFF = "turns a fast path off (or narrows it): the general path computes the same integers"
 AT_2_62 = "at |x| = 2**62 the fast path's result equals the clamp value 2**62"
 BOTH_EXACT = ("only chooses between the float64 and the int64 sum; under the fan-in bound (2**22) both are exact "
@@ -177,4 +183,29 @@ JUDGED: list[tuple[str, str, str]] = [
      "float32 weights scale by powers of two exactly and every error term is computed in float64"),
     (FP + "weights.x_quantize_weights", "w = np.asarray(w, )",
      "float32 weights scale by powers of two exactly and every error term is computed in float64"),
+    # ---- Lava schedule ----------------------------------------------------------------------------------------
+    (SC + "x_compute_nodes", "for name in order and net.order():", ORDER),
+    (SC + "x_partition", "order = order and net.order()", ORDER),
+    (SC + "x_partition", "nodes = compute_nodes(net, None)", ORDER),
+    (SC + "x_partition", "nodes = compute_nodes(net, )", ORDER),
+    (SC + "x_make_plan", "group_of = partition(net, granularity, None)", ORDER),
+    (SC + "x_make_plan", "group_of = partition(net, granularity, )", ORDER),
+    (SC + "x_partition", 'return {n: "XXfusedXX" for n in nodes}', LABEL),
+    (SC + "x_partition", 'return {n: "FUSED" for n in nodes}', LABEL),
+    (SC + "x_partition", "base = max((level.get(s, 0) for s in srcs), default=1)",
+     "shifts every stage number by one: stage names are labels, the grouping is the same"),
+    (SC + "x_partition", "base = max((level.get(s, None) for s in srcs), default=0)", TOPO),
+    (SC + "x_partition", "base = max((level.get(s, ) for s in srcs), default=0)", TOPO),
+    (SC + "x_partition", "base = max((level.get(s, 1) for s in srcs), default=0)", TOPO),
+    (SC + "x_make_plan", "last = max((arrival for _, arrival in plan.decoders.values()), default=None)", DECODER),
+    (SC + "x_make_plan", "last = max((arrival for _, arrival in plan.decoders.values()), )", DECODER),
+    (SC + "x_make_plan", "last = max((arrival for _, arrival in plan.decoders.values()), default=2)", DECODER),
+    (SC + "x_make_plan", "mask = np.ones((batch, tokens), dtype=bool) if written is None else np.asarray(written, "
+     "dtype=None)", BOOL_MASK),
+    (SC + "x_make_plan", "mask = np.ones((batch, tokens), dtype=bool) if written is None else np.asarray(written, )",
+     BOOL_MASK),
+    (SC + "x_make_plan", "mask = np.ones((batch, tokens), dtype=None) if written is None else np.asarray(written, "
+     "dtype=bool)", "write weights of 1.0 and True are the same weights"),
+    (SC + "x_make_plan", "mask = np.ones((batch, tokens), ) if written is None else np.asarray(written, dtype=bool)",
+     "write weights of 1.0 and True are the same weights"),
 ]
