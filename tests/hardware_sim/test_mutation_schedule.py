@@ -211,3 +211,12 @@ def test_latency_is_one_sequence_per_bidirectional_layer_and_one_step_when_causa
         assert lava_steps(bert, T)["latency"] == layers * T + 1
     llama = compile_model(random_llama(LlamaConfig(num_hidden_layers=2), seed=1), max_tokens=8)
     assert lava_steps(llama, T)["latency"] == 1
+
+
+def test_a_missing_schedule_is_named():
+    net = compile_model(random_bert(seed=2), max_tokens=8)
+    feats = next(op for op in net.nodes() if op.kind == "features")
+    feats.schedule = "nowhere"
+    with pytest.raises(SimulationError, match=rf"^lava: node '{feats.name}' names schedule 'nowhere', which is "
+                                              r"missing$"):
+        make_plan(net, 3, 1)
