@@ -28,8 +28,9 @@ from hardware_sim.fixed_point import (
     synaptic_accumulate,
     tables,
 )
+from hardware_sim.fixed_point import exp2 as exp2_module
 from hardware_sim.fixed_point.accumulate import MAX_EXACT_FAN_IN, exact_matmul, exact_product
-from hardware_sim.fixed_point.exp2 import exp2_fixed
+from hardware_sim.fixed_point.exp2 import exp2_fixed, exp_nonpositive
 from hardware_sim.fixed_point.shifts import lshift_clamped, rshift_round
 
 RNG = np.random.default_rng(20261202)
@@ -56,6 +57,7 @@ UNNAMED = {
     "exp_fixed": lambda c: exp_fixed(np.array([100, 0]), 0, 0, counter=c),
     "quantize": lambda c: quantize(np.array([2.0**23, 1.0]), 0, counter=c),
     "activation_fixed": lambda c: activation_fixed("identity", np.array([2**23, 3]), 0, 0, counter=c),
+    "exp_nonpositive": lambda c: exp_nonpositive(np.array([0, -1]), -10, -23, counter=c),
 }
 
 
@@ -350,6 +352,9 @@ def test_float_product_of_fixed_mantissas(im):
     assert wide(np.full((1, 2**10), 2**43)) is None
     assert wide(np.full((1, 2**10), 2**42)).tolist() == [[2**52]]
     assert FloatProduct(np.zeros((2, 3), dtype=np.int64))(np.full((1, 3), 2**60)).tolist() == [[0, 0]]
+    assert FloatProduct(np.zeros((0, 3), dtype=np.int64))(np.ones((1, 3), dtype=np.int64)).shape == (1, 0)
+    one = FloatProduct(np.array([[128]]))  # a fan-in of one counts once
+    assert one(np.array([[2**45]])).tolist() == [[2**52]] and one(np.array([[2**46]])) is None
 
 
 @pytest.mark.parametrize("k", [0, 1, 3])
@@ -361,3 +366,21 @@ def test_left_shifts_clamp_exactly_at_2_to_62(im, k):
     assert ints(shift(x, np.full(x.shape, k))) == want
     assert ints(shift(x, np.array([0, -1, 0, -2, 0, 0, -3, 0]))) == [
         im.shift(int(v), int(s)) for v, s in zip(x, [0, -1, 0, -2, 0, 0, -3, 0])]
+
+
+def test_exp_of_nonpositive_inputs_equals_exp_fixed_with_its_table(im, monkeypatch):
+    """Before and after the memo table exists: values, dtype and counts of exp_fixed, for inputs in and
+    beyond the table's range, held in int64 or float64."""
+    monkeypatch.setattr(exp2_module, "_MEMOS", {})
+    x_exp, y_exp = -12, -20
+    bulk = -np.arange(0, 1 << 18, dtype=np.int64)
+    for _ in range(3):  # the table is made once enough values were asked for
+        got = exp_nonpositive(bulk, x_exp, y_exp)
+        assert got.dtype == np.int64 and np.array_equal(got, exp_fixed(bulk, x_exp, y_exp))
+    probe = np.array([0, -1, -2, -777, -(2**20), -(2**31), -(2**31) - 5, -(2**33), 1, 3], dtype=np.int64)
+    for x in (probe, probe[:6], probe[:6].astype(np.float64)):
+        counter, model = SaturationCounter(), Counter()
+        got = exp_nonpositive(x, x_exp, y_exp, counter, "e", 16)
+        assert got.dtype == np.int64
+        assert ints(got) == [im.exp(int(v), x_exp, y_exp, model, "e", bits=16) for v in x]
+        assert counter.to_dict() == {k: v for k, v in model.items() if v}
