@@ -150,9 +150,12 @@ def git_head() -> str:
 
 
 def rates(per_module: dict[str, dict]) -> dict:
+    """Killed over every mutant run (mutants of a run stopped early, "not checked", are counted apart)."""
     total = sum(sum(c.values()) for c in per_module.values())
+    unrun = sum(c.get("not checked", 0) for c in per_module.values())
     killed = sum(c.get(k, 0) for c in per_module.values() for k in KILLED)
-    return {"mutants": total, "killed": killed, "kill_rate": killed / total if total else None}
+    run = total - unrun
+    return {"mutants": total, "not_checked": unrun, "killed": killed, "kill_rate": killed / run if run else None}
 
 
 def report(result: dict) -> dict:
@@ -223,8 +226,9 @@ def print_table(result: dict, out: Path) -> None:
     for name, g in result["groups"].items():
         print(f"group {name:12} {g['killed']:5}/{g['mutants']:<5} killed ({g['kill_rate']:.1%}), "
               f"{g['harmless']} survivors judged harmless, {g['seconds']:.0f} s, tree {g['commit']}")
-    print(f"overall {result['killed']}/{result['mutants']} killed ({result['kill_rate']:.1%}); "
-          f"details in {out}")
+    unrun = f", {result['not_checked']} not run" if result["not_checked"] else ""
+    print(f"overall {result['killed']}/{result['mutants'] - result['not_checked']} killed "
+          f"({result['kill_rate']:.1%}{unrun}); details in {out}")
 
 
 if __name__ == "__main__":
