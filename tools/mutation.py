@@ -224,7 +224,7 @@ def print_table(result: dict, out: Path) -> None:
         print(f"{module:48} {c['mutants']:7} {c['killed']:6} {c['kill_rate']:6.1%} {c.get('no tests', 0):8} "
               f"{harmless:8}")
     for name, g in result["groups"].items():
-        print(f"group {name:12} {g['killed']:5}/{g['mutants']:<5} killed ({g['kill_rate']:.1%}), "
+        print(f"group {name:12} {g['killed']:5}/{g['mutants'] - g['not_checked']:<5} killed ({g['kill_rate']:.1%}), "
               f"{g['harmless']} survivors judged harmless, {g['seconds']:.0f} s, tree {g['commit']}")
     unrun = f", {result['not_checked']} not run" if result["not_checked"] else ""
     print(f"overall {result['killed']}/{result['mutants'] - result['not_checked']} killed "
