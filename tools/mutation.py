@@ -165,9 +165,15 @@ def report(result: dict) -> dict:
         modules.update(group["per_module"])
         group.update(rates(group["per_module"]))
         group["harmless"] = len(group["judged_harmless"])
-    result["per_module"] = {m: {**c, **rates({m: c})} for m, c in sorted(modules.items())}
+    harmless = Counter(module_of(n) for g in result["groups"].values() for n in g["judged_harmless"])
+    result["per_module"] = {m: {**c, **rates({m: c}), "judged_harmless": harmless[m]}
+                            for m, c in sorted(modules.items())}
     result.update(rates(modules))
     result["judged_harmless"] = sum(g["harmless"] for g in result["groups"].values())
+    for entry in [result, *result["groups"].values(), *result["per_module"].values()]:
+        n = entry.get("harmless", entry.get("judged_harmless", 0))
+        left = entry["mutants"] - entry["not_checked"] - n
+        entry["score_without_equivalent"] = entry["killed"] / left if left else None  # killed / (run - judged)
     return result
 
 
@@ -220,15 +226,15 @@ def main() -> int:
 def print_table(result: dict, out: Path) -> None:
     print(f"{'module':48} {'mutants':>7} {'killed':>6} {'rate':>6} {'no tests':>8} {'harmless':>8}")
     for module, c in result["per_module"].items():
-        harmless = sum(1 for g in result["groups"].values() for n in g["judged_harmless"] if module_of(n) == module)
         print(f"{module:48} {c['mutants']:7} {c['killed']:6} {c['kill_rate']:6.1%} {c.get('no tests', 0):8} "
-              f"{harmless:8}")
+              f"{c['judged_harmless']:8}")
     for name, g in result["groups"].items():
         print(f"group {name:12} {g['killed']:5}/{g['mutants'] - g['not_checked']:<5} killed ({g['kill_rate']:.1%}), "
               f"{g['harmless']} survivors judged harmless, {g['seconds']:.0f} s, tree {g['commit']}")
     unrun = f", {result['not_checked']} not run" if result["not_checked"] else ""
     print(f"overall {result['killed']}/{result['mutants'] - result['not_checked']} killed "
-          f"({result['kill_rate']:.1%}{unrun}); details in {out}")
+          f"({result['kill_rate']:.1%}{unrun}); {result['score_without_equivalent']:.1%} of the mutants not judged "
+          f"equivalent; details in {out}")
 
 
 if __name__ == "__main__":
