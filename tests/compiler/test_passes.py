@@ -73,8 +73,8 @@ class Boom(Pass):
 def test_pass_manager_names_failing_pass_and_history():
     options = CompileOptions()
     manager = PassManager(passes(options) + [Boom()])
-    with pytest.raises(PassError, match="pass 'boom' crashed after passes run before: validate, match_attention, budget, "
-                                        "lower_attention, lower_ops: ValueError: kaput"):
+    with pytest.raises(PassError, match="pass 'boom' crashed after passes run before: validate, match_attention, "
+                                        "budget, lower_attention, lower_ops: ValueError: kaput"):
         manager.run(random_bert(), options)
     with pytest.raises(PassError, match=r"pass 'boom' requires \['lowered'\]"):
         PassManager([Validate(), Boom()]).run(random_bert(), options)
