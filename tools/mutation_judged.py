@@ -12,6 +12,8 @@ NEGATIVE_RESHAPE = "numpy treats any negative reshape size as the one unknown di
 SC = "hardware_sim.lava.schedule."
 MEMO = ("changes only when or whether exp_nonpositive uses its table (or the table's size): every answer is still "
         "exp_fixed's, bit for bit and count for count")
+COPY_BOUND = ("the copy multiplies in int64, exact at any bound, so where the bound test moves the answer is still "
+              "exact_product's")
 OVERLAP = "writes or computes more rows than its block; the blocks that own them write the same values"
 BLOCKS = "changes only how the work is cut into blocks: every block computes the same integers"
 ORDER = "every caller passes net.order(), which is what the default computes"
@@ -449,22 +451,22 @@ JUDGED: list[tuple[str, str, str]] = [
      OVERLAP),
     ('hardware_sim.golden.fixed_circuit.x_slot_write_product',
      'bound = float(np.abs(v).max(initial=0)) * float(np.abs(pulse).max(initial=0)) / max(T, 1)',
-     "the copy multiplies in int64, exact at any bound, so where the bound test moves the answer is still exact_product's"),
+     COPY_BOUND),
     ('hardware_sim.golden.fixed_circuit.x_slot_write_product',
      'bound = float(np.abs(v).max(initial=1)) * float(np.abs(pulse).max(initial=0)) * max(T, 1)',
-     "the copy multiplies in int64, exact at any bound, so where the bound test moves the answer is still exact_product's"),
+     COPY_BOUND),
     ('hardware_sim.golden.fixed_circuit.x_slot_write_product',
      'bound = float(np.abs(v).max(initial=0)) * float(np.abs(pulse).max(initial=1)) * max(T, 1)',
-     "the copy multiplies in int64, exact at any bound, so where the bound test moves the answer is still exact_product's"),
+     COPY_BOUND),
     ('hardware_sim.golden.fixed_circuit.x_slot_write_product',
      'bound = float(np.abs(v).max(initial=0)) * float(np.abs(pulse).max(initial=0)) * max(T, 2)',
-     "the copy multiplies in int64, exact at any bound, so where the bound test moves the answer is still exact_product's"),
+     COPY_BOUND),
     ('hardware_sim.golden.fixed_circuit.x_slot_write_product',
      'if not T or bound > 2.0**53:',
-     "the copy multiplies in int64, exact at any bound, so where the bound test moves the answer is still exact_product's"),
+     COPY_BOUND),
     ('hardware_sim.golden.fixed_circuit.x_slot_write_product',
      'if not T or bound >= 2.0**54:',
-     "the copy multiplies in int64, exact at any bound, so where the bound test moves the answer is still exact_product's"),
+     COPY_BOUND),
     ('hardware_sim.golden.fixed_circuit.x_slot_write_product',
      'out = np.zeros((B, G, dv, start + T), dtype=None)',
      "the copied values are below 2**53 (the bound), exact in float64; the write step's shift makes them int64"),
