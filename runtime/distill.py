@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from compiler.distill.corpus import calibration_texts
 from compiler.distill.fit import DistillOptions, distill_graph
 from compiler.distill.maps import FeatureMaps
@@ -16,7 +18,7 @@ def distill(source, features: int = 64, texts: list[str] | None = None, epochs: 
     truncated at the model's context), or ``batch`` (a :class:`runtime.inputs.Batch`).  ``features``:
     neurons per head (2m).  ``epochs``: L-BFGS iterations per layer.  ``progress(layer, step, total)``
     is called after each iteration.  ``joint_steps`` > 0 then tunes all maps together on the model's
-    outputs (:mod:`compiler.distill.joint`, needs torch).
+    outputs (:mod:`compiler.distill.joint`, needs torch): Adam in float32, one chunk of texts per step.
     """
     from compiler.api import load_attention_graph
     from runtime.inputs import from_texts
@@ -30,7 +32,8 @@ def distill(source, features: int = 64, texts: list[str] | None = None, epochs: 
     if joint_steps:
         from compiler.distill.joint import joint_tune
 
-        maps = joint_tune(graph, batch.x, batch.mask, maps, joint_steps, lr=joint_lr, seed=seed, progress=progress)
+        maps = joint_tune(graph, batch.x, batch.mask, maps, joint_steps, lr=joint_lr, seed=seed, progress=progress,
+                          dtype=np.float32, stochastic=True)
     return maps
 
 

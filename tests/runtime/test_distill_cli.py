@@ -45,3 +45,20 @@ def test_bad_maps_files_are_one_line_errors(tmp_path):
                                                      '"window": 0, "layers": ["a"]}'))
     with pytest.raises(InputError, match="layer 'a' lacks arrays"):
         load_maps(tmp_path / "badmeta.npz")
+
+
+@pytest.mark.crosscheck
+def test_distill_joint_steps_tune_the_maps_deterministically(model, tmp_path):
+    pytest.importorskip("torch")
+    x = np.random.default_rng(1).standard_normal((4, 10, 32))
+    np.savez(tmp_path / "x.npz", x=x)
+    paths = [tmp_path / f"maps{i}.npz" for i in range(3)]
+    for path, steps in zip(paths, (0, 6, 6)):
+        assert main(["distill", str(model), "--features", "8", "--epochs", "3", "--joint-steps", str(steps),
+                     "--inputs", str(tmp_path / "x.npz"), "-o", str(path)]) == 0
+    untuned, tuned, again = (load_maps(p) for p in paths)
+    history = tuned.report["joint"]["history"]
+    assert len(history) == 6 and tuned.report["joint"]["dtype"] == "float32"
+    for name, layer in tuned.layers.items():
+        assert not np.array_equal(layer.q_weight, untuned.layers[name].q_weight)
+        np.testing.assert_array_equal(layer.q_weight, again.layers[name].q_weight)
