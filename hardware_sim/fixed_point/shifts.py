@@ -30,11 +30,8 @@ def rshift_round(x, k) -> np.ndarray:
         y >>= k
         return y
     k = np.minimum(np.asarray(k, dtype=INT), 62)
-    if k.size and k.min() >= 0:  # half = 2**(k-1), or 0 for k = 0
-        y = x + (np.left_shift(INT(1), k) >> 1)
-        return np.right_shift(y, k, out=y) if isinstance(y, np.ndarray) else np.right_shift(y, k)
-    half = np.where(k > 0, np.left_shift(INT(1), np.maximum(k - 1, 0)), 0)
-    return np.right_shift(x + half, k)
+    y = x + (np.left_shift(INT(1), k) >> 1)  # half = 2**(k-1), or 0 for k = 0
+    return np.right_shift(y, k, out=y) if isinstance(y, np.ndarray) else np.right_shift(y, k)
 
 
 def lshift_clamped(x, k) -> np.ndarray:
