@@ -1,10 +1,10 @@
 """Sharded runs: throughput with 1 and 2 workers (sentences per second), golden and Lava fused.
 
 all-MiniLM-L6-v2 compiled exact at float32, sentences from tests/fixtures/sentences200.txt (repeated
-in order to make up the count), shards of 16 sentences; each configuration runs ``tripartite run`` as a fresh process and is timed from start
-to merged output (start-up, tokenizing, the local Dask cluster of the 2-worker runs and merging
-included), one BLAS thread per process.  The outputs of 1 and 2 workers are compared byte for byte.  Writes
-benchmarks/results/shards.json.
+in order to make up the count), shards of 16 sentences; each configuration runs ``tripartite run`` as a
+fresh process and is timed from start to merged output (start-up, tokenizing, the local Dask cluster of
+the 2-worker runs and merging included), one BLAS thread per process.  The outputs of 1 and 2 workers
+are compared byte for byte.  Writes benchmarks/results/shards.json.
 """
 
 from __future__ import annotations
