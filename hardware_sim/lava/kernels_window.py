@@ -51,6 +51,14 @@ class Ring:
         return np.arange(self.window) < min(self.n, self.window)
 
 
+def ring_values(kernel, op, net, dtype) -> None:
+    """The ring state of a windowed circuit's Hebbian kernel: its window (from the feature population
+    on its ``pre`` port), the slot bookkeeping and the values held in the W slots (G, dv, W)."""
+    kernel.window = net.node(net.inputs_of(op.name)["pre"]).window
+    kernel.ring = Ring(kernel.window)
+    kernel.values = np.zeros((op.n_kv_heads, op.v_head_dim, kernel.window), dtype=dtype)
+
+
 class WindowFeaturesKernel(FeaturesKernel):
     """Learned feature neurons beside W ring slots (module docstring)."""
 
@@ -93,9 +101,7 @@ class WindowHebbianKernel(HebbianKernel):
 
     def __init__(self, op, net, dtype):
         super().__init__(op, net, dtype)
-        self.window = net.node(net.inputs_of(op.name)["pre"]).window
-        self.ring = Ring(self.window)
-        self.values = np.zeros((op.n_kv_heads, op.v_head_dim, self.window), dtype=self.dtype)
+        ring_values(self, op, net, self.dtype)
 
     def out_width(self):
         op = self.op

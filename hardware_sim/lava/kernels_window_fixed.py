@@ -31,7 +31,7 @@ from hardware_sim.lava.kernels_learned_fixed import (
     FixedLearnedFeaturesKernel,
     FixedLearnedHebbianKernel,
 )
-from hardware_sim.lava.kernels_window import Ring, by_window
+from hardware_sim.lava.kernels_window import Ring, by_window, ring_values
 
 
 class FixedWindowFeaturesKernel(FixedLearnedFeaturesKernel):
@@ -84,9 +84,7 @@ class FixedWindowHebbianKernel(FixedLearnedHebbianKernel):
 
     def __init__(self, op, net, dtype):
         super().__init__(op, net, dtype)
-        self.window = net.node(net.inputs_of(op.name)["pre"]).window
-        self.ring = Ring(self.window)
-        self.values = np.zeros((op.n_kv_heads, op.v_head_dim, self.window), dtype=INT)
+        ring_values(self, op, net, INT)
 
     def out_width(self):
         op = self.op
