@@ -3,7 +3,8 @@ behind; an interrupted sharded run resumes to the same bytes as an uninterrupted
 
 Each command runs as a subprocess carrying a unique environment tag, inherited by every process it
 starts (the Lava worker and its Lava processes, Dask workers); the tests count the live tagged
-processes, and the ``/dev/shm/psm_*`` segments those processes had mapped, after the signal.
+processes (with their descendants and whatever shares their groups or sessions), and the ``/dev/shm/psm_*``
+segments those processes had mapped, after the signal.
 """
 
 import json
@@ -39,22 +40,43 @@ def files(tmp_path_factory, tokenized):
     return root
 
 
-def tagged(tag: str) -> list[int]:
-    """Live processes whose environment carries ``tag``."""
-    pids = []
+def process_table() -> dict[int, tuple[int, int, int, bytes]]:
+    """Live (not zombie) processes: pid -> (parent, process group, session, environment)."""
+    table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                if tag.encode() not in fh.read():
-                    continue
             with open(f"/proc/{entry}/stat") as fh:
-                if fh.read().rsplit(")", 1)[1].split()[0] != "Z":
-                    pids.append(int(entry))
+                fields = fh.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                environ = fh.read()
         except OSError:
             continue
-    return pids
+        if fields[0] != "Z":
+            table[int(entry)] = (int(fields[1]), int(fields[2]), int(fields[3]), environ)
+    return table
+
+
+SEEN_GROUPS: dict[str, set[int]] = {}  # tag -> process groups and sessions its processes have led
+
+
+def tagged(tag: str) -> list[int]:
+    """Live processes of the tagged command: those whose environment carries ``tag``, their descendants,
+    and those in a process group or session any of them was seen in.  (A Dask worker that sets its
+    title with setproctitle overwrites its environment block, and the Lava worker it forks inherits
+    that block and starts a session of its own; an orphan keeps its group and session.)"""
+    table = process_table()
+    seen = SEEN_GROUPS.setdefault(tag, set())
+    ours = {pid for pid, (_, pgid, sid, environ) in table.items()
+            if tag.encode() in environ or pgid in seen or sid in seen}
+    grown = True
+    while grown:
+        children = {pid for pid, (parent, *_) in table.items() if parent in ours} - ours
+        ours |= children
+        grown = bool(children)
+    seen |= {table[pid][1] for pid in ours} | {table[pid][2] for pid in ours}
+    return sorted(ours)
 
 
 def mapped_segments(pids) -> set[str]:
