@@ -1,0 +1,99 @@
+"""Edges of the integer arithmetic, bit for bit and count for count against the Python-int model of
+conftest.py: the exponential's table of its own values (made, refused, used, bypassed), saturation
+names and widths passed on, shifts by zero of values beyond 2**62, float32 inputs rounded as their
+exact values, table positions beyond either end."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from hardware_sim.fixed_point import SaturationCounter, exp_fixed, quantize, shift
+from hardware_sim.fixed_point import exp2 as exp2_module
+from hardware_sim.fixed_point.exp2 import exp_direct, exp_nonpositive
+from hardware_sim.fixed_point.tables import interpolate
+
+
+def ints(values) -> list[int]:
+    return [int(v) for v in np.asarray(values).ravel()]
+
+
+def check_exp(im, fn, x, x_exp, y_exp, bits, name="e"):
+    counter, model = SaturationCounter(), Counter()
+    got = fn(np.asarray(x, dtype=np.int64), x_exp, y_exp, counter, name, bits)
+    assert got.dtype == np.int64
+    assert ints(got) == [im.exp(int(v), x_exp, y_exp, model, name, bits=bits) for v in x]
+    assert counter.to_dict() == {k: v for k, v in model.items() if v}
+    return model
+
+
+def test_the_table_once_made_serves_only_inputs_in_its_range(im, monkeypatch):
+    """Inputs below -2**31 (counted as saturated) or above 0 go to the arithmetic, never the table."""
+    monkeypatch.setattr(exp2_module, "_MEMOS", {})
+    x_exp, y_exp = -4, -16
+    warm = -np.arange(300, dtype=np.int64)
+    for _ in range(2):
+        np.testing.assert_array_equal(exp_nonpositive(warm, x_exp, y_exp), exp_direct(warm, x_exp, y_exp))
+    assert exp2_module._MEMOS[(x_exp, y_exp, 24)].table is not None
+    below = [0, -3, -(2**31) - 5, -(2**31) - 2**30]
+    assert check_exp(im, exp_nonpositive, below, x_exp, y_exp, 24)["e"] == 2
+    for above in ([0, -3, 1], [0, -3, 1, 5], [2, 7]):
+        check_exp(im, exp_nonpositive, above, x_exp, y_exp, 24)
+    check_exp(im, exp_nonpositive, [0, -1, -199, -200, -5000, -(2**31)], x_exp, y_exp, 24)
+
+
+@pytest.mark.parametrize("bits", [20, 24])
+def test_a_table_that_would_saturate_is_never_made(im, monkeypatch, bits):
+    """exp(0) at 2**-19 needs 21 bits: at 20 bits every call saturates and is counted under the caller's
+    name, however often it is asked; at 24 bits the table is made and gives the same integers."""
+    monkeypatch.setattr(exp2_module, "_MEMOS", {})
+    x_exp, y_exp = -4, -19
+    x = -np.arange(300, dtype=np.int64)
+    for _ in range(3):
+        model = check_exp(im, exp_nonpositive, x, x_exp, y_exp, bits)
+        assert (model["e"] > 0) == (bits == 20)
+    memo = exp2_module._MEMOS[(x_exp, y_exp, bits)]
+    assert (memo.table is None) == (bits == 20)
+
+
+def test_exp_fixed_passes_counter_name_and_width_to_the_table_path(im, monkeypatch):
+    monkeypatch.setattr(exp2_module, "_MEMOS", {})
+    x = -np.arange(0, 3000, 7, dtype=np.int64)
+    for _ in range(2):
+        assert check_exp(im, exp_fixed, x, -6, -22, 20, "soft")["soft"] > 0
+    assert check_exp(im, exp_fixed, x, -6, -12, 16, "soft")["soft"] == 0
+
+
+def test_exp_of_no_values():
+    for fn in (exp_fixed, exp_nonpositive, exp_direct):
+        out = fn(np.zeros((0,), dtype=np.int64), -4, -16)
+        assert out.shape == (0,)
+    assert exp_fixed(np.zeros((2, 0), dtype=np.int64), -4, -16).shape == (2, 0)
+
+
+def test_an_unnamed_exp_saturation_is_counted_under_a_question_mark():
+    counter = SaturationCounter()
+    exp_direct(np.array([0, -1]), -10, -23, counter)
+    assert counter.to_dict() == {"?": 1}
+
+
+def test_a_shift_by_zero_clamps_values_beyond_2_to_62(im):
+    x = np.array([2**62 + 5, 7, 2**62 + 3, -5], dtype=np.int64)
+    s = np.array([0, -1, -2, 0])
+    assert ints(shift(x, s)) == [im.shift(int(v), int(k)) for v, k in zip(x, s)]
+    assert int(shift(x, s)[0]) == 2**62
+
+
+def test_float32_inputs_round_as_their_exact_values(im):
+    """0.5 - 2**-25 rounds to 0 (its float32 sum with 0.5 would round up to 1)."""
+    x = np.array([0.5 - 2**-25, -(0.5 + 2**-24), 2.5 - 2**-22, 1.5], dtype=np.float32)
+    counter, model = SaturationCounter(), Counter()
+    got = quantize(x, 0, 24, counter, "q")
+    assert ints(got) == [im.quantize(float(v), 0, 24, model, "q") for v in x] == [0, -1, 2, 2]
+
+
+def test_table_positions_beyond_either_end_are_clamped(im):
+    table = np.array([5, 2**22, 2**22 + 3, 2**23, 2**23], dtype=np.int64)
+    n = table.shape[0] - 2
+    for pos in ([(n + 3) << 16], [(n + 1) << 16, 2**16], [-5], [-(2**16) - 1, 3 << 15], [0, n << 16]):
+        assert ints(interpolate(table, np.array(pos))) == [im.interpolate(table.tolist(), p) for p in pos]
