@@ -97,3 +97,45 @@ def test_table_positions_beyond_either_end_are_clamped(im):
     n = table.shape[0] - 2
     for pos in ([(n + 3) << 16], [(n + 1) << 16, 2**16], [-5], [-(2**16) - 1, 3 << 15], [0, n << 16]):
         assert ints(interpolate(table, np.array(pos))) == [im.interpolate(table.tolist(), p) for p in pos]
+
+
+def test_the_table_is_made_once_callers_asked_for_as_many_values_as_it_holds(monkeypatch):
+    """However the values are asked for (here one call of N - 2 values and then one at a time), the
+    table exists exactly from the call that brings the total to N, and every answer is exp_direct's."""
+    monkeypatch.setattr(exp2_module, "_MEMOS", {})
+    x_exp, y_exp = -4, -16
+    first = np.array([-3])
+    np.testing.assert_array_equal(exp_nonpositive(first, x_exp, y_exp), exp_direct(first, x_exp, y_exp))
+    memo = exp2_module._MEMOS[(x_exp, y_exp, 24)]
+    n = memo.n
+    assert n > 10 and int(exp_direct(np.array([-n]), x_exp, y_exp)[0]) == 0
+    chunk = -np.arange(n - 2, dtype=np.int64)
+    np.testing.assert_array_equal(exp_nonpositive(chunk, x_exp, y_exp), exp_direct(chunk, x_exp, y_exp))
+    assert memo.table is None and exp2_module._MEMOS[(x_exp, y_exp, 24)] is memo  # n - 1 asked
+    last = np.array([-7])
+    np.testing.assert_array_equal(exp_nonpositive(last, x_exp, y_exp), exp_direct(last, x_exp, y_exp))
+    assert exp2_module._MEMOS[(x_exp, y_exp, 24)] is memo and memo.table is not None  # n asked
+
+
+def test_products_bounded_by_the_largest_magnitude_of_either_sign():
+    """A large negative operand counts in the exactness bound: the product stays exact (int64 path)."""
+    from hardware_sim.fixed_point.accumulate import FloatProduct, exact_product
+
+    a = np.array([[-(2**40) - 1, 1]])
+    b = np.array([[2**20 + 1], [1]])
+    assert exact_product(a, b).tolist() == [[(-(2**40) - 1) * (2**20 + 1) + 1]]
+    assert exact_product(b.T, -a.T).tolist() == [[(2**40 + 1) * (2**20 + 1) - 1]]
+    one = FloatProduct(np.array([[128]]))
+    assert one(np.array([[-(2**46)]])) is None and one(np.array([[-(2**45)]])).tolist() == [[-(2**52)]]
+
+
+def test_the_summed_axis_of_a_batched_product_bounds_it():
+    """(2, 1, 1024) @ (1024, 3): the 1024 summed terms, not the batch's middle axis, set the bound."""
+    from hardware_sim.fixed_point.accumulate import exact_product
+
+    rng = np.random.default_rng(5)
+    a = rng.integers(2**22, 2**23, (2, 1, 1024))
+    b = rng.integers(2**22, 2**23, (1024, 3))
+    got = exact_product(a, b)
+    want = [[[sum(int(a[i, 0, k]) * int(b[k, j]) for k in range(1024)) for j in range(3)]] for i in range(2)]
+    assert got.dtype == np.int64 and got.tolist() == want
