@@ -121,10 +121,10 @@ def test_products_bounded_by_the_largest_magnitude_of_either_sign():
     """A large negative operand counts in the exactness bound: the product stays exact (int64 path)."""
     from hardware_sim.fixed_point.accumulate import FloatProduct, exact_product
 
-    a = np.array([[-(2**40) - 1, 1]])
-    b = np.array([[2**20 + 1], [1]])
-    assert exact_product(a, b).tolist() == [[(-(2**40) - 1) * (2**20 + 1) + 1]]
-    assert exact_product(b.T, -a.T).tolist() == [[(2**40 + 1) * (2**20 + 1) - 1]]
+    a = np.array([[-(2**40) - 12345, 7]])
+    b = np.array([[2**20 + 977], [3]])
+    assert exact_product(a, b).tolist() == [[(-(2**40) - 12345) * (2**20 + 977) + 21]]
+    assert exact_product(b.T, -a.T).tolist() == [[(2**40 + 12345) * (2**20 + 977) - 21]]
     one = FloatProduct(np.array([[128]]))
     assert one(np.array([[-(2**46)]])) is None and one(np.array([[-(2**45)]])).tolist() == [[-(2**52)]]
 
