@@ -250,3 +250,72 @@ def test_a_large_calcium_scale_saturates_under_the_astrocyte(learned_net):
     out = simulate(net, x, mask, precision="loihi2",
                    interventions={ASTRO: {"calcium_scale": np.full((op.n_heads, op.m), 300.0)}})
     assert list(out.saturations) == [ASTRO] and out.saturations[ASTRO] > 0
+
+
+# ---- windowed circuits ----------------------------------------------------------------------------------
+
+
+def model_exp_parts(im, x, x_exp, model, name):
+    """``exp(x 2**x_exp) ~= d 2**(n - 22)`` by the module docstring's steps 1-3."""
+    x = im.sat(x, 32, model, name)
+    u = im.shift(x * im.LOG2E, x_exp - 30 + 26)
+    return im.interpolate(im.EXP2_TABLE, u % 2**26), max(-200, min(200, u >> 26))
+
+
+def test_exp_parts_keep_every_fraction_bit(im):
+    from hardware_sim.golden.fixed_window import exp_parts
+
+    rng = np.random.default_rng(4)
+    x = big(rng, (3000,), 0, 30)
+    counter, model = SaturationCounter(), Counter()
+    d, n = exp_parts(x, -19, counter, "a")
+    assert [(int(a), int(b)) for a, b in zip(d, n)] == [model_exp_parts(im, int(v), -19, model, "a") for v in x]
+    assert counter.to_dict() == {}
+
+
+def test_hybrid_step_saturates_responses_and_gains_under_the_node_name(im):
+    """Responses ``c f >> 22`` beyond 24 bits, offsets beyond 32 bits and a soma beyond its probe's range."""
+    from hardware_sim.golden.fixed_window import HybridParams, hybrid_step
+
+    rng = np.random.default_rng(6)
+    p = HybridParams(c_exp=-17, f_exp=-22, s_exp=-19, z_exp=-40, u_exp=-15, v_exp=-18, y_exp=-18)
+    c = np.floor(2.0 ** rng.uniform(22.5, 23, (2, 3, 4))).astype(np.int64)
+    read = np.floor(2.0 ** rng.uniform(22.5, 23, (2, 3, 4))).astype(np.int64)
+    esum, a = np.abs(big(rng, (2, 3), 10, 24)), big(rng, (2, 3), 10, 20)
+    a[0, 1], a[1, 2] = 2**32 + 7, -(2**33)
+    ev, u = big(rng, (2, 3, 5), 20, 40), big(rng, (2, 3, 5), 10, 23)
+    counter, model = SaturationCounter(), Counter()
+    y, z = hybrid_step(c, read, esum, ev, a, u, p, counter, "w")
+    p_exp = p.c_exp + p.f_exp + 22
+    for idx in product(range(2), range(3)):
+        rs = [im.sat(im.shift(int(c[idx][j]) * int(read[idx][j]), -22), 24, model, "w") for j in range(4)]
+        d, n = model_exp_parts(im, int(a[idx]), p.s_exp, model, "w")
+        ze = max(p_exp + n - 22, p.f_exp)
+        zz = im.shift(sum(rs) * d, p_exp + n - 22 - ze) + im.shift(int(esum[idx]), p.f_exp - ze)
+        assert int(z[idx]) == max(-(2**23), min(2**23 - 1, im.shift(zz, ze - p.z_exp)))
+        if zz > 0:
+            r_exp = -22 - (zz.bit_length() - 1 + ze)
+            recip = im.reciprocal(zz, ze, r_exp, model, "w")
+        else:
+            recip, r_exp = 0, -22 - ze
+        me = max(p.u_exp + n - 22, p.f_exp + p.v_exp)
+        for i in range(5):
+            mixed = im.shift(int(u[idx][i]) * d, p.u_exp + n - 22 - me) + im.shift(int(ev[idx][i]),
+                                                                                  p.f_exp + p.v_exp - me)
+            k = max(abs(mixed).bit_length() - 31, 0)
+            assert int(y[idx][i]) == im.sat(im.shift(im.shift(mixed, -k) * recip, me + k + r_exp - p.y_exp), 24,
+                                            model, "w")
+    assert (z == 2**23 - 1).any()
+    counted(counter, model, "w")
+    assert model["w"] >= 2 + 4  # the two offsets and at least one response per soma
+
+
+def test_log_gains_saturate_under_the_node_name(im):
+    from hardware_sim.golden.fixed_window import log_gain_step
+
+    op = SimpleNamespace(log_gain=np.array([1e9, -0.75, 3.0, -1e9], dtype=np.float32))
+    counter, model = SaturationCounter(), Counter()
+    got = log_gain_step(op, -19, counter, "gain")
+    assert got.dtype == np.int64
+    assert got.tolist() == [im.quantize(float(v), -19, 24, model, "gain") for v in op.log_gain]
+    counted(counter, model, "gain")
