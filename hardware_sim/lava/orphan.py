@@ -10,12 +10,14 @@ worker, right after it starts:
 - runs a watcher thread that polls ``getppid()`` (covers a parent that died before the ``prctl``,
   and a main thread blocked where no Python signal handler runs).
 
-Abandoning unlinks every shared-memory segment the worker's Lava runtime created (their names are
-logged in ``shm_log``), removes the run's temporary directory and kills the worker's process group.
+Abandoning kills the rest of the worker's process group, unlinks every shared-memory segment its
+Lava runtime created (their names are logged in ``shm_log``, or still mapped), removes the run's
+temporary directory and kills the worker itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
@@ -27,15 +29,42 @@ PR_SET_PDEATHSIG = 1
 POLL_SECONDS = 0.2
 
 
-def abandon(shm_log: str) -> None:
-    """Unlink the logged segments, remove the run's temporary directory, SIGKILL the own process group."""
-    from hardware_sim.lava.runner import unlink_segments
+ABANDONING = threading.Event()  # set once the run is being abandoned: new segments are unlinked at once
 
+
+def abandon(shm_log: str) -> None:
+    """Kill the rest of the own process group, unlink every segment it or this process made, remove
+    the run's temporary directory, then SIGKILL the group (this process included).
+
+    The order closes the races with processes still building the network: each other member is
+    stopped, its mapped segments noted, then killed, all before the log is read; a segment this
+    process's own threads make after the flag is set is unlinked by its maker
+    (:func:`hardware_sim.lava.runner.log_segments`).
+    """
+    from hardware_sim.lava.runner import group_members, mapped_segments, unlink_segments
+
+    ABANDONING.set()
+    me, group = os.getpid(), os.getpgrp()
     try:
-        unlink_segments(shm_log)
+        mapped: set[str] = set()
+        for _ in range(100):
+            others = [pid for pid in group_members(group) if pid != me]
+            if not others:
+                break
+            signal_each(others, signal.SIGSTOP)  # stopped, they make no segment the scan below misses
+            mapped |= mapped_segments(others)
+            signal_each(others, signal.SIGKILL)
+            time.sleep(0.01)
+        unlink_segments(shm_log, mapped | mapped_segments([me]))
         shutil.rmtree(os.path.dirname(shm_log), ignore_errors=True)
     finally:
-        os.killpg(os.getpgrp(), signal.SIGKILL)
+        os.killpg(group, signal.SIGKILL)
+
+
+def signal_each(pids, sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
 
 def set_parent_death_signal(sig: int = signal.SIGTERM) -> bool:

@@ -27,7 +27,7 @@ from compiler.errors import InputError, SimulationError
 from hardware_sim.fixed_point import SaturationCounter
 from hardware_sim.inputs import check_token_inputs
 from hardware_sim.lava.host_fixed import decode_outputs, encode_inputs
-from hardware_sim.lava.orphan import watch_parent
+from hardware_sim.lava.orphan import ABANDONING, watch_parent
 from hardware_sim.lava.probes import attach_monitors, probe_kinds, read_monitors, slice_records, wanted
 from hardware_sim.lava.schedule import make_plan
 
@@ -226,14 +226,14 @@ def kill_group(worker, receiver, shm_log: str) -> None:
     pgid = worker.pid
     mapped: set[str] = set()
     for _ in range(100 if pgid is not None else 0):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGSTOP)  # stopped, the group makes no segment the scan below misses
         members = group_members(pgid)
         mapped |= mapped_segments(members)  # also those the log missed
         if not members and not worker.is_alive():
             break
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         worker.join(timeout=0.05)
     if pgid is not None:
         worker.join(timeout=1.0)
@@ -275,6 +275,9 @@ def log_segments(shm_log: str) -> None:
         handle = original(self, size)
         with open(shm_log, "a") as fh:
             fh.write(handle.name + "\n")
+        if ABANDONING.is_set():  # made after abandon() read the log: its maker unlinks it
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"/dev/shm/{handle.name.lstrip('/')}")
         return handle
 
     smm.SharedMemoryManager.create_shared_memory = create
