@@ -189,22 +189,33 @@ def test_a_frozen_graph_finds_its_nodes_and_refuses_unknown_names():
 # ---- learned runs ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def learned_net():
+def learned(graph, window, T=5):
     import compiler
     from compiler.distill.maps import FeatureMaps, LayerMaps
-    from compiler.models import random_bert
 
-    graph = random_bert(seed=3)
     rng = np.random.default_rng(0)
     layers = {att.name: LayerMaps.initial(rng, att.n_heads, att.n_kv_heads, att.head_dim, 4, att.scale)
               for att in graph.of_kind("attention")}
-    net = compiler.compile(graph, lowering="learned", feature_maps=FeatureMaps(layers=layers, window=0),
+    net = compiler.compile(graph, lowering="learned", feature_maps=FeatureMaps(layers=layers, window=window),
                            max_tokens=8, precision="loihi2")
-    x = rng.standard_normal((2, 5, 32))
-    mask = np.ones((2, 5), bool)
+    x = rng.standard_normal((2, T, 32))
+    mask = np.ones((2, T), bool)
     mask[1, 3:] = False
     return net, x, mask
+
+
+@pytest.fixture(scope="module")
+def learned_net():
+    from compiler.models import random_bert
+
+    return learned(random_bert(seed=3), 0)
+
+
+@pytest.fixture(scope="module")
+def window_net():
+    from compiler.models import LlamaConfig, random_llama
+
+    return learned(random_llama(LlamaConfig(num_hidden_layers=1, num_key_value_heads=2), seed=4), 3, T=7)
 
 
 ASTRO = "layer0.attn.astrocyte"
@@ -226,12 +237,18 @@ def test_learned_probes_are_the_float_runs_at_every_real_token(learned_net):
         assert np.abs(ref[key][mask]).max() > 1.0
 
 
-def test_learned_calcium_scale_acts_on_the_integer_run_as_on_the_float_run(learned_net):
+@pytest.mark.parametrize("which", [
+    "learned_net",
+    pytest.param("window_net", marks=pytest.mark.xfail(strict=True, reason=(
+        "golden loihi2 window_astrocyte does not apply calcium_scale (the float run does): outputs differ by "
+        "7.5%"))),
+])
+def test_learned_calcium_scale_acts_on_the_integer_run_as_on_the_float_run(request, which):
     """Per-slot calcium scales in [0.5, 1.5]: the outputs agree with the float run (measured 2e-5 of
     2.0) and differ from the unscaled run."""
     from hardware_sim.golden import simulate
 
-    net, x, mask = learned_net
+    net, x, mask = request.getfixturevalue(which)
     op = net.node(ASTRO)
     scale = {ASTRO: {"calcium_scale": np.random.default_rng(5).uniform(0.5, 1.5, (op.n_heads, op.m))}}
     keep = (ASTRO,)
@@ -240,6 +257,19 @@ def test_learned_calcium_scale_acts_on_the_integer_run_as_on_the_float_run(learn
     plain = simulate(net, x, mask, precision="loihi2", keep=keep).values[ASTRO]
     np.testing.assert_allclose(fixed[mask], ref[mask], rtol=0, atol=2e-4)
     assert np.abs(fixed[mask] - plain[mask]).max() > 1e-2
+
+
+def test_a_calcium_scale_changes_a_windowed_float_run(window_net):
+    from hardware_sim.golden import simulate
+
+    net, x, mask = window_net
+    op = net.node(ASTRO)
+    keep = (ASTRO,)
+    scale = np.random.default_rng(5).uniform(0.5, 1.5, (op.n_heads, op.m))
+    plain = simulate(net, x, mask, keep=keep).values[ASTRO]
+    for factor in (scale, np.ones_like(scale)):
+        got = simulate(net, x, mask, keep=keep, interventions={ASTRO: {"calcium_scale": factor}}).values[ASTRO]
+        assert np.array_equal(got, plain) == (factor is not scale)
 
 
 def test_a_large_calcium_scale_saturates_under_the_astrocyte(learned_net):
