@@ -164,3 +164,56 @@ def test_every_loihi2_probe_is_the_float_runs_value(name):
         else:
             got, want = got[mask], want[mask]
         np.testing.assert_allclose(got, want, rtol=0, atol=3e-5 * (1 + np.abs(want).max()), err_msg=key)
+
+
+# ---- exact slots ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("all_written", [True, False])
+def test_slot_responses_saturate_under_the_node_name(im, all_written):
+    """exp(0) at 2**-25 needs 26 bits: every written slot at the offset saturates and is counted; a row
+    whose written potentials all sit at -2**23 still takes its offset from them."""
+    from collections import Counter
+    from itertools import product
+
+    from hardware_sim.fixed_point import SaturationCounter
+    from hardware_sim.golden.fixed_features import slot_response_step
+
+    rng = np.random.default_rng(8)
+    potential = rng.integers(-(2**23), 2**23, (2, 3, 6))
+    potential[1, 2] = -(2**23)
+    written = np.ones((2, 1, 6), bool) if all_written else rng.random((2, 1, 6)) < 0.6
+    if not all_written:
+        written[0, 0, :2] = True
+        written[1, 0] = [True, False, True, False, False, False]
+    counter, model = SaturationCounter(), Counter()
+    f, s = slot_response_step(potential, written, -14, -25, counter, "slots")
+    for b, t in product(range(2), range(3)):
+        ws = [j for j in range(6) if written[b, 0, j]]
+        offset = max(int(potential[b, t, j]) for j in ws)
+        assert int(s[b, t]) == offset
+        assert [int(v) for v in f[b, t]] == [im.exp(int(potential[b, t, j]) - offset, -14, -25, model, "slots")
+                                             if j in ws else 0 for j in range(6)]
+    assert int(s[1, 2]) == -(2**23)
+    assert counter.to_dict() == {"slots": model["slots"]} and model["slots"] >= 6
+
+
+def test_slot_writes_start_at_slot_zero_and_refuse_too_many_tokens():
+    from types import SimpleNamespace
+
+    from hardware_sim.golden.features import slot_writes
+    from hardware_sim.golden.fixed_features import slot_writes_int
+
+    op = SimpleNamespace(name="feats", m=4, n_kv_heads=2)
+    w = np.array([[1.0, 0.0, 1.0]])
+    writes = slot_writes(op, w, np.float64)
+    assert writes.shape[:3] == (1, 2, 3)
+    for t in range(3):
+        assert writes[0, 1, t].tolist()[:3] == [w[0, t] if j == t else 0.0 for j in range(3)]
+    ints = slot_writes_int(op, w.astype(np.int64), -3)
+    assert ints.shape == (1, 2, 3, 4) and ints[0, 0, 2].tolist() == [0, 0, 8, 0]
+    slot_writes_int(op, w.astype(np.int64), -3, start=1)  # slots 1..3 of 4
+    for start in (2, 3):
+        with pytest.raises(SimulationError, match=rf"^golden: node 'feats' has 4 slots but the input has {start + 3} "
+                                                  rf"tokens; compile with --max-tokens {start + 3} or more$"):
+            slot_writes_int(op, w.astype(np.int64), -3, start=start)
