@@ -35,9 +35,13 @@ def _equal_value(a, b) -> bool:
         return False
     if isinstance(a, np.ndarray):
         return np.array_equal(a, b)
-    if isinstance(a, (list, tuple)):  # e.g. one exponent per row: Python ints compare fastest as lists
-        return len(a) == len(b) and all(_equal_value(x, y) for x, y in zip(a, b)) if any(
-            isinstance(x, (list, tuple, np.ndarray)) for x in a) else a == b
+    if isinstance(a, (list, tuple)):  # e.g. one exponent per row: numbers compare in one C-level pass
+        if len(a) != len(b):
+            return False
+        try:
+            return bool(a == b)
+        except ValueError:  # an array among the elements: compare element by element
+            return all(_equal_value(x, y) for x, y in zip(a, b))
     return bool(a == b)
 
 
