@@ -217,3 +217,29 @@ def test_slot_writes_start_at_slot_zero_and_refuse_too_many_tokens():
         with pytest.raises(SimulationError, match=rf"^golden: node 'feats' has 4 slots but the input has {start + 3} "
                                                   rf"tokens; compile with --max-tokens {start + 3} or more$"):
             slot_writes_int(op, w.astype(np.int64), -3, start=start)
+
+
+@pytest.mark.parametrize("action", ["calcium_scale", "weight_scale"])
+@pytest.mark.parametrize("model", ["bert", "llama"])
+def test_scaled_circuits_saturate_under_their_node_names(model, action):
+    """A scale of 300 drives the circuit's state, responses and outputs beyond 24 bits: every clamped
+    value is counted under the node that clamped it; a scale of 1 changes nothing, bit for bit."""
+    graph = random_bert(seed=3) if model == "bert" else random_llama(LlamaConfig(num_hidden_layers=1), seed=3)
+    net = compile_model(graph, max_tokens=8, precision="loihi2")
+    x = graph.encoder.encode(np.random.default_rng(0).integers(3, 60, (2, 6)))
+    mask = np.ones((2, 6), bool)
+    mask[1, 4:] = False
+    kind = "astrocyte" if action == "calcium_scale" else "hebbian_synapses"
+    op = net.of_kind(kind)[0]
+    shape = (op.n_heads, op.m) if action == "calcium_scale" else ()
+    plain = simulate(net, x, mask, precision="loihi2")
+    same = simulate(net, x, mask, precision="loihi2", interventions={op.name: {action: np.ones(shape)}})
+    assert plain.saturations == same.saturations == {}
+    for role, y in plain.outputs.items():
+        np.testing.assert_array_equal(same.outputs[role], y)
+    out = simulate(net, x, mask, precision="loihi2", interventions={op.name: {action: np.full(shape, 300.0)}})
+    names = {n.name for n in net.nodes()}
+    assert set(out.saturations) <= names and out.saturations.get(op.name, 0) > 0, out.saturations
+    if action == "weight_scale":
+        astro = net.of_kind("astrocyte")[0].name
+        assert out.saturations.get(astro, 0) > 0 and len(out.saturations) == 3
