@@ -243,3 +243,57 @@ def test_scaled_circuits_saturate_under_their_node_names(model, action):
     if action == "weight_scale":
         astro = net.of_kind("astrocyte")[0].name
         assert out.saturations.get(astro, 0) > 0 and len(out.saturations) == 3
+
+
+# ---- prepared parameters ------------------------------------------------------------------------------------
+
+
+def test_prepared_parameters_are_reused_while_their_inputs_hold():
+    """Same arrays and equal records: prepared once, its saturations counted into every run; a replaced
+    array, a changed (even nested, even in place) record value or another extra: prepared again."""
+    from types import SimpleNamespace
+
+    from hardware_sim.fixed_point import SaturationCounter
+    from hardware_sim.golden.fixed_prepared import node_key, prepared_on_node
+
+    calls = []
+
+    def make(counter):
+        calls.append(1)
+        counter.add("node", 2)
+        return len(calls)
+
+    op = SimpleNamespace(weight=np.ones((2, 3)), bias=np.zeros(2),
+                         quant={"exp": -10, "rows": [-3, -4], "arrays": [np.array([1, 2]), np.array([3])]})
+
+    def prepare(*extra):
+        counter = SaturationCounter()
+        value = prepared_on_node(op, "synapse", node_key(op, *extra), make, counter)
+        return value, counter.to_dict()
+
+    assert prepare(-19) == (1, {"node": 2})
+    assert prepare(-19) == (1, {"node": 2})  # reused, its saturations counted again
+    assert prepare(-18) == (2, {"node": 2})  # another input exponent
+    assert prepare(-18, 0) == (3, {"node": 2})  # another key length
+    op.bias = np.zeros(2)  # equal values, another array
+    assert prepare(-18, 0)[0] == 4
+    op.weight = np.ones((2, 3))
+    assert prepare(-18, 0)[0] == 5
+    assert prepare(-18, 0)[0] == 5
+    op.quant["rows"][1] = -5  # in place, inside the record
+    assert prepare(-18, 0)[0] == 6
+    op.quant["arrays"][0][1] = 7  # an array inside a list inside the record
+    assert prepare(-18, 0)[0] == 7
+    op.quant["arrays"] = [np.array([1, 7]), np.array([3])]  # equal values again
+    assert prepare(-18, 0)[0] == 7
+    op.quant["arrays"] = [np.array([1, 7])]  # one fewer
+    assert prepare(-18, 0)[0] == 8
+    op.quant["exp"] = -11
+    assert prepare(-18, 0)[0] == 9
+    op.quant["extra"] = 1
+    assert prepare(-18, 0)[0] == 10
+    del op.quant["extra"]
+    assert prepare(-18, 0)[0] == 11
+    assert prepare(-18, 0)[0] == 11
+    other = SimpleNamespace(weight=op.weight, bias=op.bias, quant=op.quant)  # the cache lives on the node
+    assert prepared_on_node(other, "synapse", node_key(other, -18, 0), make, SaturationCounter()) == 12
