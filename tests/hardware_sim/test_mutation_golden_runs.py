@@ -297,3 +297,21 @@ def test_prepared_parameters_are_reused_while_their_inputs_hold():
     assert prepare(-18, 0)[0] == 11
     other = SimpleNamespace(weight=op.weight, bias=op.bias, quant=op.quant)  # the cache lives on the node
     assert prepared_on_node(other, "synapse", node_key(other, -18, 0), make, SaturationCounter()) == 12
+
+
+def test_mantissas_round_half_up_and_clamp_to_their_width():
+    from fractions import Fraction
+    from math import floor
+
+    from hardware_sim.golden.fixed_neurons import mantissas
+
+    w = np.array([[3.0, -3.0, 0.3125, -0.3125, 1000.0], [-1000.0, 0.75, -0.75, 2.5, -2.5]])
+    e = np.array([-2, -1])
+    for bits in (8, 12):
+        lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        want = [[max(lo, min(hi, floor(Fraction(v) / Fraction(2) ** int(e[i]) + Fraction(1, 2)))) for v in row]
+                for i, row in enumerate(w)]
+        got = mantissas(w, e, bits)
+        assert got.dtype == np.int64 and got.tolist() == want
+        assert got.min() == lo and got.max() == hi
+    assert mantissas(np.array([0.375, -0.375]), -3).tolist() == [3, -3]
