@@ -305,7 +305,7 @@ def test_mantissas_round_half_up_and_clamp_to_their_width():
 
     from hardware_sim.golden.fixed_neurons import mantissas
 
-    w = np.array([[3.0, -3.0, 0.3125, -0.3125, 1000.0], [-1000.0, 0.75, -0.75, 2.5, -2.5]])
+    w = np.array([[3.0, -3.0, 0.3125, -0.3125, 1000.0], [-3000.0, 0.75, -0.75, 2.5, -2.5]])
     e = np.array([-2, -1])
     for bits in (8, 12):
         lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
