@@ -349,3 +349,34 @@ def test_log_gains_saturate_under_the_node_name(im):
     assert got.dtype == np.int64
     assert got.tolist() == [im.quantize(float(v), -19, 24, model, "gain") for v in op.log_gain]
     counted(counter, model, "gain")
+
+
+@pytest.mark.parametrize("model,window", [("bert", 0), ("llama", 0), ("llama", 3)])
+def test_a_float32_learned_run_stays_float32(model, window):
+    """Every kept value and probe of a float32 run of a learned circuit is float32, and close to float64."""
+    import compiler
+    from compiler.distill.maps import FeatureMaps, LayerMaps
+    from compiler.models import LlamaConfig, random_bert, random_llama
+    from hardware_sim.golden import simulate
+
+    graph = random_bert(seed=3) if model == "bert" else random_llama(LlamaConfig(num_hidden_layers=1), seed=4)
+    rng = np.random.default_rng(0)
+    layers = {}
+    for att in graph.of_kind("attention"):
+        maps = LayerMaps.initial(rng, att.n_heads, att.n_kv_heads, att.head_dim, 4, att.scale)
+        maps.q_bias, maps.k_bias = rng.standard_normal(maps.q_bias.shape), rng.standard_normal(maps.k_bias.shape)
+        maps.log_gain = rng.standard_normal(maps.log_gain.shape)
+        layers[att.name] = maps
+    net = compiler.compile(graph, lowering="learned", feature_maps=FeatureMaps(layers=layers, window=window),
+                           max_tokens=8)
+    x = graph.encoder.encode(rng.integers(3, 60, (2, 6)))
+    mask = np.ones((2, 6), bool)
+    mask[1, 4:] = False
+    keep = [op.name for op in net.nodes() if op.kind != "schedule"]
+    out = simulate(net, x, mask, precision="float32", keep=keep, probes={"all"})
+    arrays = {**out.outputs, **{k: v for k, v in out.values.items() if isinstance(v, np.ndarray)}, **out.probes}
+    wrong = {k: str(v.dtype) for k, v in arrays.items() if v.dtype != np.float32}
+    assert arrays and not wrong
+    ref = simulate(net, x, mask, precision="float64")
+    for role, y in out.outputs.items():
+        np.testing.assert_allclose(y, ref.outputs[role], rtol=2e-3, atol=2e-3)
