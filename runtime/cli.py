@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--calibrate", metavar="FILE", help="sample inputs (.npz or text file) for quantization")
     c.add_argument("--feature-maps", metavar="MAPS", help="learned lowering: maps written by `tripartite distill`")
     c.add_argument("--window", type=int, default=None, metavar="W",
-                   help="learned lowering: exact ring slots (default: the window the maps were fitted for)")
+                   help="learned lowering: exact slots for the W keys nearest each query (the last W in a decoder, "
+                        "the band around the query in an encoder; default: the window the maps were fitted for)")
     c.add_argument("--force", action="store_true",
                    help="compile even when the memory estimate exceeds what is free, or --max-tokens exceeds a "
                         "rotary model's trained context")
@@ -84,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     calib.add_argument("--inputs", help="calibration .npz: 'input_ids' (+ 'mask') or token vectors 'x'")
     ds.add_argument("--epochs", type=int, default=100, help="L-BFGS iterations per layer")
     ds.add_argument("--seed", type=int, default=0)
-    ds.add_argument("--window", type=int, default=0, metavar="W", help="fit next to W exact ring slots")
+    ds.add_argument("--window", type=int, default=0, metavar="W",
+                    help="fit next to W exact slots: the W keys nearest each query")
     ds.add_argument("--joint-steps", type=int, default=50, metavar="N",
                     help="Adam steps tuning all maps on the model's outputs (needs torch; 0: layer by layer only)")
     c.add_argument("--tokenizer", metavar="T", help="tokenizer.json (or its directory) to embed, for sources "

@@ -69,7 +69,7 @@ def chunks_for(att, q, k, mask, options: DistillOptions, rng: np.random.Generato
         T = max(int(lengths[texts].max()), 1)
         cq, ck, cm = q[texts, :, :T], k[texts, :, :T], mask[texts, :T]
         vis = attention_visibility(att, cm)
-        win = window_slots(vis, options.window)
+        win = window_slots(vis, options.window, att.causal)
         pick = np.arange(T)
         if 0 < options.rows < T:
             pick = np.sort(rng.choice(T, options.rows, replace=False))

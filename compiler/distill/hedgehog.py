@@ -6,9 +6,10 @@ Per head, with ``z = x W + b`` (W: d x m, b: m) the feature response is
 
 with separate maps for queries (one per query head) and keys (one per key/value head).  The circuit's
 normalised attention row for query i is ``a_ij = S_ij / sum_l S_il`` over the keys j visible to i,
-``S_ij = f(q_i).f(k_j)``; with a window of exact slots (``window`` W > 0) the W most recent visible
-keys respond exactly, ``S_ij = exp(l_ij - s_i)`` (``l_ij = scale q_i.k_j``, ``s_i`` the row maximum over
-the window), and older ones ``S_ij = g exp(-s_i) f(q_i).f(k_j)`` with a per-head gain ``g = exp(theta)``.
+``S_ij = f(q_i).f(k_j)``; with a window of exact slots (``window`` W > 0) the W visible keys nearest
+the query (:func:`window_slots`: the most recent ones when causal, ``|i - j| <= r`` otherwise) respond
+exactly, ``S_ij = exp(l_ij - s_i)`` (``l_ij = scale q_i.k_j``, ``s_i`` the row maximum over the window),
+and the others ``S_ij = g exp(-s_i) f(q_i).f(k_j)`` with a per-head gain ``g = exp(theta)``.
 
 The loss is the soft cross-entropy between the softmax rows ``p_ij`` and ``a_ij``:
 ``L = -sum_ij p_ij log a_ij / rows``.  Its gradient: ``dL/dS_ij = (M_ij w_i / Z_i - p_ij / S_ij) / rows``
@@ -54,10 +55,19 @@ def visibility(mask: np.ndarray, causal: bool) -> np.ndarray:
     return vis
 
 
-def window_slots(vis: np.ndarray, window: int) -> np.ndarray:
-    """(B, 1, T, T): the ``window`` most recent visible keys of each query (the exact ring slots)."""
+def window_slots(vis: np.ndarray, window: int, causal: bool) -> np.ndarray:
+    """(B, 1, T, T): the exact slots of a window of ``window`` W, the W keys nearest each query.
+
+    Causal: the W most recent visible keys (a ring of the last W writes).  Bidirectional: the visible
+    keys at offsets ``-floor(W/2) <= j - i <= floor((W-1)/2)`` from the query (``|i - j| <= r`` for
+    ``W = 2r + 1``), a band that slides with the query.
+    """
     if window <= 0:
         return np.zeros_like(vis)
+    if not causal:
+        T = vis.shape[-1]
+        offset = np.arange(T)[None, :] - np.arange(T)[:, None]
+        return vis & ((offset >= -(window // 2)) & (offset <= (window - 1) // 2))[None, None]
     later = np.cumsum(vis[..., ::-1], axis=-1)[..., ::-1]  # visible keys at or after j
     return vis & (later <= window)
 

@@ -82,7 +82,7 @@ def learned_attention(torch):
         fk = hedgehog_t(torch, k, p["k_weight"].repeat_interleave(H // G, 0), p["k_bias"].repeat_interleave(H // G, 0))
         K = fq @ fk.transpose(-1, -2)
         vis = attention_visibility(op, ctx.mask)
-        win = torch.as_tensor(window_slots(vis, ctx.window))
+        win = torch.as_tensor(window_slots(vis, ctx.window, op.causal))
         vis = torch.as_tensor(vis)
         if ctx.window:
             lg = (q @ k.transpose(-1, -2)) * op.scale

@@ -2,7 +2,11 @@
 
 A maps file holds, per attention node ``N``: ``N/q_weight`` (n_heads, head_dim, m), ``N/q_bias``
 (n_heads, m), ``N/k_weight`` (n_kv_heads, head_dim, m), ``N/k_bias`` (n_kv_heads, m) and ``N/log_gain``
-(n_heads,), plus ``meta`` (JSON: format, version, ``features`` = 2m per head, ``window``, ``layers``).
+(n_heads,), plus ``meta`` (JSON: format, version, ``features`` = 2m per head, ``window``, ``window_keys``,
+``layers``).  ``window_keys`` is ``nearest``: the window's exact slots hold the W keys nearest each
+query (:func:`compiler.distill.hedgehog.window_slots`).  Files written before it was recorded fitted an
+encoder's window to the last W tokens of the text (``last``); they still serve causal models, where
+both are the same keys.
 It is read with ``allow_pickle=False``; anything malformed is a one-line :class:`InputError`.
 """
 
@@ -99,12 +103,21 @@ def second_moment(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 @dataclass
 class FeatureMaps:
-    """Maps by attention node name; ``window`` is the number of exact slots they were fitted for."""
+    """Maps by attention node name; ``window`` is the number of exact slots they were fitted for and
+    ``window_keys`` which keys those slots held (``nearest`` each query; ``last``: an older file)."""
 
     layers: dict[str, LayerMaps] = field(default_factory=dict)
     window: int = 0
+    window_keys: str = "nearest"
     source: str = ""
     report: dict = field(default_factory=dict)
+
+    def check_window(self, name: str, causal: bool, where: str) -> None:
+        """A one-line error when the maps' window held other keys than this node's window would."""
+        if self.window and not causal and self.window_keys != "nearest":
+            raise InputError(f"{where}: the maps of {name!r} were fitted for a window of the last {self.window} "
+                             f"tokens of the text; an encoder's window now holds the {self.window} keys nearest "
+                             f"each query: distill the maps again")
 
     @property
     def features(self) -> int:
@@ -115,7 +128,8 @@ class FeatureMaps:
         path = Path(path)
         arrays = {f"{name}/{key}": value for name, maps in self.layers.items() for key, value in maps.as_dict().items()}
         meta = {"format": FORMAT, "version": VERSION, "features": self.features, "window": self.window,
-                "source": self.source, "layers": list(self.layers), "report": self.report}
+                "window_keys": self.window_keys, "source": self.source, "layers": list(self.layers),
+                "report": self.report}
         with open(path, "wb") as fh:
             np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
         return path
@@ -139,7 +153,8 @@ def load_maps(path: str | Path) -> FeatureMaps:
         if any(v.dtype.kind != "f" for v in values.values()):
             raise InputError(f"{path}: layer {name!r} arrays must be floating point")
         layers[name] = LayerMaps(**{k: v.astype(np.float64) for k, v in values.items()})
-    return FeatureMaps(layers=layers, window=meta["window"], source=meta.get("source", ""),
+    return FeatureMaps(layers=layers, window=meta["window"], window_keys=meta.get("window_keys", "last"),
+                       source=meta.get("source", ""),
                        report=meta.get("report", {}))
 
 
@@ -157,4 +172,7 @@ def parse_meta(path: Path, raw) -> dict:
     window, layers = meta.get("window"), meta.get("layers")
     if not isinstance(window, int) or window < 0 or not isinstance(layers, list) or not layers:
         raise InputError(f"{path}: 'meta' needs a window >= 0 and a non-empty list of layers")
+    if meta.get("window_keys", "last") not in ("nearest", "last"):
+        raise InputError(f"{path}: 'meta' window_keys {meta['window_keys']!r} is neither 'nearest' nor 'last'; "
+                         f"distill again")
     return meta

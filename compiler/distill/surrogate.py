@@ -34,7 +34,7 @@ def attention_visibility(att, mask: np.ndarray) -> np.ndarray:
 def learned_rows(att, q, k, mask, maps: LayerMaps, window: int) -> np.ndarray:
     """Normalised circuit rows (B, H, T, T)."""
     vis = attention_visibility(att, mask)
-    win = window_slots(vis, window)
+    win = window_slots(vis, window, att.causal)
     fq = hedgehog(q, maps.q_weight, maps.q_bias)
     fk = hedgehog(k, maps.k_weight, maps.k_bias)
     lg = logits(q, k, att.scale) if window else None
@@ -64,6 +64,7 @@ def run_surrogate(graph: AttentionGraph, x: np.ndarray, mask: np.ndarray, maps: 
 
     def evaluate(op, args):
         if op.kind == "attention" and op.name in converted:
+            maps.check_window(op.name, op.causal, "surrogate")
             return learned_attention(op, args, mask, layers[op.name], maps.window)
         return op.evaluate(args, ctx).astype(np.float64, copy=False)
 

@@ -18,6 +18,15 @@ neurons ``exp(log_gain - s_i) f(q_i)``; the soma sums both parts into one normal
 Streaming: the circuit's state between runs is the feature memory (``c``, ``H``) and the ring: the
 keys and values of its (at most W) tokens, oldest first, and which slots are full -- W + 2m per
 head whatever the context.
+
+The window holds the W keys nearest each query.  In a causal circuit those are the last W written,
+the ring above.  In a bidirectional (encoder) circuit they are the keys at offsets ``-floor(W/2) <=
+j - i <= floor((W-1)/2)`` (``|i - j| <= r`` for ``W = 2r + 1``): a ring that slides with the query,
+written with a look-ahead of ``floor((W-1)/2)`` tokens.  The feature memory then integrates every
+written token (``c = sum_t w_t f(k_t)``, ``H = sum_t w_t v_t f(k_t)^T``), and each slot's synapse
+also inhibits its own token's feature contribution, so that every key is counted once:
+``y_i = (exp(-s_i) g (H f(q_i) - sum_slot w_j v_j f(k_j).f(q_i)) + sum_slot e_ij v_j)
+/ (exp(-s_i) g (c.f(q_i) - sum_slot w_j f(k_j).f(q_i)) + sum_slot e_ij)``.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.distill.hedgehog import hedgehog
+from compiler.distill.hedgehog import expand, hedgehog
 
 
 @dataclass
@@ -39,6 +48,7 @@ class RingActivity:
     held: np.ndarray
     moves: np.ndarray
     keep: tuple | None = None  # (index (B, W), held (B, W)): the ring's tokens after the run, oldest first
+    slot_features: np.ndarray | None = None  # sliding window: (B, G, T, m) feature writes its slots inhibit
 
     def kept(self, x: np.ndarray) -> np.ndarray:
         """The (B, G, W, n) rows of ``x`` (B, G, P + T, n) that stay in the ring (0 for empty slots)."""
@@ -104,6 +114,8 @@ def learned_activity(op, schedule, w, k, q, run, activity_cls):
     if not op.window:
         fk = hedgehog(k, op.k_weight.astype(dtype), op.k_bias.astype(dtype))
         return activity_cls(op, schedule, fk * w[:, None, :, None], read=fq)
+    if schedule.mode != "causal":
+        return sliding_activity(op, schedule, w, k, q, fq, dtype, activity_cls)
     k, w_all = with_ring(op, run, k, w, "ring_keys")
     fk = hedgehog(k, op.k_weight.astype(dtype), op.k_bias.astype(dtype))
     P = w_all.shape[1] - w.shape[1]
@@ -118,9 +130,32 @@ def learned_activity(op, schedule, w, k, q, run, activity_cls):
     return activity_cls(op, schedule, ring.consolidated(fk), read=read, ring=ring)
 
 
+def sliding_window(w: np.ndarray, window: int) -> np.ndarray:
+    """(B, 1, T, T): the written keys j at offsets ``-floor(W/2) <= j - i <= floor((W-1)/2)`` of read i."""
+    T = w.shape[1]
+    offset = np.arange(T)[None, :] - np.arange(T)[:, None]
+    band = (offset >= -(window // 2)) & (offset <= (window - 1) // 2)
+    return (band[None] & (w > 0)[:, None, :])[:, None]
+
+
+def sliding_activity(op, schedule, w, k, q, fq, dtype, activity_cls):
+    """A bidirectional circuit's window: every written token drives the feature memory, and the slots
+    around each read hold its nearest keys (their feature writes kept to be inhibited)."""
+    fk = hedgehog(k, op.k_weight.astype(dtype), op.k_bias.astype(dtype))
+    write = fk * w[:, None, :, None]
+    H = q.shape[1]
+    kk = np.repeat(k, H // op.n_kv_heads, axis=1)
+    potential = np.matmul(q, np.swapaxes(kk, -1, -2)) * dtype(op.scale)
+    ring = RingActivity(potential, sliding_window(w, op.window), None, slot_features=write)
+    read = fq * np.exp(op.log_gain.astype(dtype))[None, :, None, None]
+    return activity_cls(op, schedule, write, read=read, ring=ring)
+
+
 def ring_values(op, ring: RingActivity, v: np.ndarray, run) -> tuple[np.ndarray, np.ndarray]:
     """Values of a windowed circuit's synapses: (``v`` after the ring's earlier values, the values each
-    write consolidates); keeps the ring's values for the next run."""
+    write consolidates); keeps the ring's values for the next run.  A sliding window writes every value."""
+    if ring.slot_features is not None:
+        return v, v
     prefix = run.initial(op.name, "ring_values")
     if prefix is not None:
         v = np.concatenate([prefix.astype(v.dtype), v], axis=2)
@@ -142,9 +177,18 @@ def hybrid_output(op, feats, syn, calcium, scale, run):
     if scale is not None:
         calcium = calcium * scale
     damp = np.exp(-s)
-    z = (calcium * feats.read).sum(-1, keepdims=True) * damp + e.sum(-1, keepdims=True)
     H = e.shape[1]
     v = np.repeat(syn.teacher, H // syn.teacher.shape[1], axis=1)
-    u = syn.u * damp + np.matmul(e, v)
+    feature_z, feature_u = (calcium * feats.read).sum(-1, keepdims=True), syn.u
+    if ring.slot_features is not None:  # each slot inhibits its own token's feature contribution
+        kernel = np.matmul(feats.read, np.swapaxes(expand(ring.slot_features, H), -1, -2))
+        inhibit = np.where(ring.held, kernel, 0)
+        feature_u = feature_u - np.matmul(inhibit, v)
+        if scale is not None:  # the calcium's scale applies to the slots' share of it too
+            kernel = np.matmul(feats.read * scale, np.swapaxes(expand(ring.slot_features, H), -1, -2))
+            inhibit = np.where(ring.held, kernel, 0)
+        feature_z = feature_z - inhibit.sum(-1, keepdims=True)
+    z = feature_z * damp + e.sum(-1, keepdims=True)
+    u = feature_u * damp + np.matmul(e, v)
     y = u / np.where(z != 0, z, 1)
     return y, z[..., 0], s[..., 0]

@@ -21,15 +21,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from compiler.errors import SimulationError
 from hardware_sim.lava.kernels import KERNELS, AstrocyteKernel, FeaturesKernel, HebbianKernel, split_features
 
 
 def has_window(op, net) -> bool:
-    """Whether ``op`` belongs to a learned circuit with a window (features node, or fed by one)."""
+    """Whether ``op`` belongs to a learned circuit with a window (features node, or fed by one).
+
+    Raises :class:`SimulationError` for a bidirectional (encoder) circuit: its window slides with the
+    query (:mod:`hardware_sim.golden.learned`), which these ring kernels do not run.
+    """
+    feats = op
     if op.kind != "features":
         inputs = net.inputs_of(op.name)
-        op = net.node(inputs.get("pre") or inputs.get("features"))
-    return op.lowering == "learned" and op.window > 0
+        feats = net.node(inputs.get("pre") or inputs.get("features"))
+    if feats.lowering != "learned" or feats.window <= 0:
+        return False
+    if net.node(feats.schedule).mode != "causal":
+        raise SimulationError(f"lava: node {op.name!r} is an encoder's learned circuit with a window of "
+                              f"{feats.window} keys around each query, which runs on the golden backend in "
+                              f"float64/float32 only; run it there, or compile it without --window")
+    return True
 
 
 class Ring:

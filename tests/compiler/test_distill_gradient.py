@@ -13,7 +13,7 @@ def problem(causal, window, seed=0):
     mask = np.ones((B, T), bool)
     mask[1, 5:] = False
     vis = visibility(mask, causal)
-    win = window_slots(vis, window)
+    win = window_slots(vis, window, causal)
     target = softmax_rows(logits(q, k, 0.7), vis) * mask[:, None, :, None]
     params = {"q_weight": rng.standard_normal((H, d, m)), "q_bias": rng.standard_normal((H, m)),
               "k_weight": rng.standard_normal((G, d, m)), "k_bias": rng.standard_normal((G, m)),
@@ -21,7 +21,7 @@ def problem(causal, window, seed=0):
     return q, k, target, vis, win, params
 
 
-@pytest.mark.parametrize("causal,window", [(False, 0), (True, 0), (False, 3), (True, 2)])
+@pytest.mark.parametrize("causal,window", [(False, 0), (True, 0), (False, 3), (False, 4), (True, 2)])
 def test_gradient_matches_finite_differences(causal, window):
     q, k, target, vis, win, params = problem(causal, window)
     _, grads = row_loss(q, k, target, vis, win, params, scale=0.7)
@@ -48,10 +48,14 @@ def test_features_are_two_softmaxes():
     np.testing.assert_allclose(f[..., 4:], np.exp(-z) / np.exp(-z).sum(-1, keepdims=True))
 
 
-def test_window_keeps_the_most_recent_visible_keys():
-    mask = np.array([[True, True, True, True, False]])
-    win = window_slots(visibility(mask, causal=True), 2)[0, 0]
-    assert win[3].tolist() == [False, False, True, True, False]
-    assert win[0].tolist() == [True, False, False, False, False]
-    win = window_slots(visibility(mask, causal=False), 2)[0, 0]
-    assert win[0].tolist() == [False, False, True, True, False]
+def test_window_holds_the_keys_nearest_the_query():
+    mask = np.array([[True, True, True, True, True, True, False]])
+    win = window_slots(visibility(mask, causal=True), 2, True)[0, 0]  # causal: the two most recent
+    assert win[3].tolist() == [False, False, True, True, False, False, False]
+    assert win[0].tolist() == [True, False, False, False, False, False, False]
+    win = window_slots(visibility(mask, causal=False), 3, False)[0, 0]  # encoder: |i - j| <= 1
+    assert win[0].tolist() == [True, True, False, False, False, False, False]
+    assert win[3].tolist() == [False, False, True, True, True, False, False]
+    assert win[5].tolist() == [False, False, False, False, True, True, False]  # the padded key stays out
+    win = window_slots(visibility(mask, causal=False), 4, False)[0, 0]  # even W: one more key before
+    assert win[3].tolist() == [False, True, True, True, True, False, False]

@@ -10,7 +10,7 @@ from compiler.models.llama import LlamaConfig, random_llama
 
 
 @pytest.mark.crosscheck
-@pytest.mark.parametrize("model,window", [("bert", 0), ("llama", 3)])
+@pytest.mark.parametrize("model,window", [("bert", 0), ("bert", 3), ("llama", 3)])
 def test_joint_forward_matches_numpy_and_tuning_helps(model, window):
     torch = pytest.importorskip("torch")
     from compiler.distill.joint import Context, forward, joint_tune

@@ -1,13 +1,15 @@
 """Golden ``learned`` circuits (with and without a window of exact ring slots) against the float
 model whose attention rows are computed directly from the maps (compiler.distill.surrogate)."""
 
+import json
+
 import numpy as np
 import pytest
 
 import compiler
-from compiler.distill.maps import FeatureMaps, LayerMaps
+from compiler.distill.maps import FeatureMaps, LayerMaps, load_maps
 from compiler.distill.surrogate import run_surrogate
-from compiler.errors import PassError
+from compiler.errors import InputError, PassError
 from compiler.models.bert import random_bert
 from compiler.models.llama import LlamaConfig, random_llama
 from hardware_sim.golden import simulate
@@ -52,9 +54,23 @@ def test_golden_learned_matches_the_maps_float_model(model, window):
     assert np.abs(want - exact)[mask].max() > 1e-3 * scale  # the maps do change the model
 
 
-def test_a_window_as_long_as_the_context_is_exact_attention():
-    graph = random_bert(seed=5)
-    maps = random_maps(graph, features=4, window=11)
+@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("window", [0, 3])
+def test_golden_learned_in_float32_is_close_to_float64(model, window):
+    graph = MODELS[model]()
+    maps = random_maps(graph, features=6, window=window)
+    net = compiler.compile(graph, lowering="learned", feature_maps=maps, max_tokens=16)
+    x, mask = tokens(graph)
+    got = simulate(net, x, mask, precision="float32").outputs["hidden"]
+    want = simulate(net, x, mask).outputs["hidden"]
+    assert got.dtype == np.float32
+    assert np.abs(got - want)[mask].max() <= 1e-5 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("model,window", [("bert", 21), ("llama", 11)])
+def test_a_window_as_long_as_the_context_is_exact_attention(model, window):
+    graph = MODELS[model]()  # an encoder's window reaches 11 tokens either side of a query at W = 21
+    maps = random_maps(graph, features=4, window=window)
     net = compiler.compile(graph, lowering="learned", feature_maps=maps, max_tokens=16)
     x, mask = tokens(graph)
     got = simulate(net, x, mask).outputs["hidden"]
@@ -83,6 +99,35 @@ def test_maps_for_another_model_are_refused_by_name():
         compiler.compile(graph, lowering="learned")
     with pytest.raises(PassError, match="fitted for a window of 0"):
         compiler.compile(graph, lowering="learned", feature_maps=random_maps(graph, 4, 0), window=3)
+
+
+def test_maps_record_which_keys_their_window_held(tmp_path):
+    graph = random_bert(seed=5)
+    random_maps(graph, 4, 3).save(tmp_path / "near.npz")
+    assert load_maps(tmp_path / "near.npz").window_keys == "nearest"
+    with np.load(tmp_path / "near.npz") as data:  # a file from before the window held the nearest keys
+        arrays = {key: data[key] for key in data.files}
+    meta = json.loads(str(arrays["meta"]))
+    del meta["window_keys"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "last.npz", **arrays)
+    old = load_maps(tmp_path / "last.npz")
+    assert old.window_keys == "last"
+    with pytest.raises(PassError, match=r"'layer0\.attn' were fitted for a window of the last 3 tokens of the "
+                       r"text; an encoder's window now holds the 3 keys nearest each query") as err:
+        compiler.compile(graph, lowering="learned", feature_maps=old)
+    assert "\n" not in str(err.value)
+    with pytest.raises(InputError, match="fitted for a window of the last 3 tokens"):
+        x, mask = tokens(graph)
+        run_surrogate(graph, x, mask, old)
+    llama = MODELS["llama"]()  # causal: the last W keys are the nearest ones, so old files still serve
+    causal = random_maps(llama, 4, 3)
+    causal.window_keys = "last"
+    x, mask = tokens(llama)
+    net = compiler.compile(llama, lowering="learned", feature_maps=causal, max_tokens=16)
+    got = simulate(net, x, mask).outputs["hidden"]
+    np.testing.assert_allclose(got[mask], run_surrogate(llama, x, mask, causal)["hidden"][mask], rtol=1e-9,
+                               atol=1e-9)
 
 
 def state_bytes(session) -> dict[str, int]:
