@@ -34,7 +34,6 @@ from hardware_sim.fixed_point import (
     STATE_BITS,
     TABLE_FRAC,
     WEIGHT_BITS,
-    activation_fixed,
     exponent_for,
     int_range,
     quantize,
@@ -47,6 +46,7 @@ from hardware_sim.fixed_point import (
 )
 from hardware_sim.fixed_point.accumulate import FloatProduct
 from hardware_sim.golden.fixed_blocks import by_rows
+from hardware_sim.golden.fixed_gate import gate_activation
 from hardware_sim.golden.fixed_prepared import node_key, prepared_on_node
 from hardware_sim.golden.fixed_registry import Fx, fixed_behaviour, qexp
 
@@ -150,7 +150,7 @@ def population_step(op, inputs: list[Fx], positions, counter) -> np.ndarray:
     if op.response == "rotary":
         cos, sin = rotary_tables(positions, op.rope)
         return rotary_step(u, cos, sin, op.rope, u_exp, y_exp, counter, op.name)
-    return activation_fixed(op.response, u, u_exp, y_exp, counter, op.name)
+    return gate_activation(op.response, u, u_exp, y_exp, counter, op.name)  # = activation_fixed, fused
 
 
 # ---- normalising astrocyte ---------------------------------------------------------------------------

@@ -172,3 +172,23 @@ def test_parameters_prepared_once_per_node_and_remade_when_it_changes():
     again = prepare(-10, SaturationCounter())
     assert len(made) == 3 and np.array_equal(again.mantissa, synapse_params(op, -10, SaturationCounter(), "s").mantissa)
     assert prepare(-9, SaturationCounter()).x_exp == -9 and len(made) == 4
+
+
+@pytest.mark.parametrize("function", ["gelu_erf", "gelu_tanh", "silu", "relu", "identity"])
+def test_fused_gate_activation_equals_activation_fixed(function):
+    from hardware_sim.fixed_point import activation_fixed
+    from hardware_sim.golden.fixed_gate import gate_activation, gate_tables
+
+    x = np.concatenate([RNG.integers(-(1 << 25), 1 << 25, 2000), RNG.integers(-(1 << 12), 1 << 12, 2000),
+                        np.arange(-3000, 3000), [-(1 << 23) - 1, -(1 << 23), (1 << 23) - 1, 1 << 23, 0]])
+    fused = 0
+    for x_exp in range(-28, 0, 3):
+        fused += gate_tables(function, x_exp) is not None
+        for y_exp in (x_exp - 2, x_exp, x_exp + 3):
+            want_n, got_n = SaturationCounter(), SaturationCounter()
+            want = activation_fixed(function, x.reshape(-1, 5), x_exp, y_exp, want_n, "p")
+            got = gate_activation(function, x.reshape(-1, 5), x_exp, y_exp, got_n, "p")
+            assert got.dtype == want.dtype and np.array_equal(got, want), (x_exp, y_exp)
+            assert got_n.to_dict() == want_n.to_dict() and want_n.total > 0
+    # a left shift by 0..15 bits: exponents -23 .. -8 for gelu (steps 2**-7), -22 .. -7 for silu (2**-6)
+    assert fused == {"gelu_erf": 5, "gelu_tanh": 5, "silu": 6}.get(function, 0)
