@@ -44,11 +44,12 @@ from hardware_sim.fixed_point.exp2 import EXP2_TABLE, LOG2E, LOG2E_FRAC, U_FRAC
 from hardware_sim.fixed_point.tables import floor_log2, interpolate
 from hardware_sim.golden.circuit import grouped
 from hardware_sim.golden.features import heads
+from hardware_sim.golden.fixed_circuit import scale_q22
 from hardware_sim.golden.fixed_features import score_params, score_step, slot_response_step
 from hardware_sim.golden.fixed_learned import floating_reciprocal, hedgehog_step
 from hardware_sim.golden.fixed_registry import Fx, qexp
 from hardware_sim.golden.learned import RingActivity, consolidations, kept_ring, ring_held, with_ring
-from hardware_sim.golden.stream import continue_sum
+from hardware_sim.golden.stream import continue_sum, fit
 
 MIX_BITS = 31  # bits the mixed read-out keeps before it is multiplied by the reciprocal
 
@@ -146,11 +147,13 @@ def window_astrocyte(op, args, run, record_probes):
     run.keep_state(op.name, calcium=acc[:, :, -1:])
     calcium = saturate(shift(np.repeat(acc, feats.group, axis=1), p.f_exp - p.c_exp), STATE_BITS, run.counter,
                        op.name)
+    scaled = scale_q22(calcium, fit(run.intervention(op.name, "calcium_scale"), calcium.shape[-1]), run.counter,
+                       op.name)
     e, s = slot_response_step(feats.potential, feats.ring.held, p.s_exp, p.f_exp, run.counter, feats.op.name)
     B, H, T, _ = e.shape
     G = syn.op.n_kv_heads
     ev = exact_product(grouped(e, G), syn.teacher).reshape(B, H, T, -1)
     lg = log_gain_step(feats.op, p.s_exp, run.counter, op.name)[:, None]
-    y, z = hybrid_step(calcium, feats.read, e.sum(axis=-1), ev, lg - s, syn.u, p, run.counter, op.name)
+    y, z = hybrid_step(scaled, feats.read, e.sum(axis=-1), ev, lg - s, syn.u, p, run.counter, op.name)
     record_probes(op, feats, run, calcium, p.c_exp, z, p.z_exp, s, T)
     return Fx(y.transpose(0, 2, 1, 3).reshape(B, T, -1), p.y_exp)

@@ -237,12 +237,7 @@ def test_learned_probes_are_the_float_runs_at_every_real_token(learned_net):
         assert np.abs(ref[key][mask]).max() > 1.0
 
 
-@pytest.mark.parametrize("which", [
-    "learned_net",
-    pytest.param("window_net", marks=pytest.mark.xfail(strict=True, reason=(
-        "golden loihi2 window_astrocyte does not apply calcium_scale (the float run does): outputs differ by "
-        "7.5%"))),
-])
+@pytest.mark.parametrize("which", ["learned_net", "window_net"])
 def test_learned_calcium_scale_acts_on_the_integer_run_as_on_the_float_run(request, which):
     """Per-slot calcium scales in [0.5, 1.5]: the outputs agree with the float run (measured 2e-5 of
     2.0) and differ from the unscaled run."""
