@@ -248,10 +248,13 @@ class FeaturePopulation(ProcessNode):
     - ``learned``: ``f(x) = [softmax(x W + b), softmax(-(x W + b))]`` (m = 2 x columns of W), the
       affine part folded into the afferent synapses and each softmax a divisive normalisation over
       its half of the population; ``q_weight``/``q_bias`` per query head, ``k_weight``/``k_bias`` per
-      key/value head (:mod:`compiler.distill`).  With ``window`` W > 0, W exact ring slots hold the
-      most recent written tokens (responding ``exp(scale q.k_j - s)``); a token leaving the ring is
-      consolidated into the feature memory (written as ``f(k)``), and the feature responses to a
-      query are scaled by ``exp(log_gain - s)`` so both parts share the soma's normaliser.
+      key/value head (:mod:`compiler.distill`).  With ``window`` W > 0, W exact slots hold the keys
+      nearest each query (responding ``exp(scale q.k_j - s)``), and the feature responses to a query
+      are scaled by ``exp(log_gain - s)`` so both parts share the soma's normaliser.  Causal: a ring
+      of the most recent written tokens; a token leaving it is consolidated into the feature memory
+      (written as ``f(k)``).  Bidirectional: the keys with ``-floor(W/2) <= j - i <= floor((W-1)/2)``,
+      every token written to the feature memory and each slot inhibiting its own token's share
+      (:mod:`hardware_sim.golden.learned`).
 
     Grouped-query heads: query head h uses key/value head ``h // (n_heads / n_kv_heads)``.
     """
