@@ -26,6 +26,7 @@ from compiler.errors import SimulationError
 from hardware_sim.fixed_point import INT, STATE_BITS, exact_product, exp_fixed, saturate, shift, to_float
 from hardware_sim.golden.features import check_slots, heads
 from hardware_sim.golden.fixed_blocks import by_pairs
+from hardware_sim.golden.fixed_offset_exp import MAX_OFFSET, applies, exp_of_offsets
 from hardware_sim.golden.fixed_registry import Fx, fixed_behaviour, qexp
 from hardware_sim.golden.stream import grow
 
@@ -87,13 +88,21 @@ def score_step(p: ScoreParams, q, keys, counter, name: str, visible=None) -> np.
 def slot_response_step(potential, written, score_exp: int, f_exp: int, counter, name: str):
     """Offset ``s`` = max potential over written slots (0 if none) and ``f = exp(l - s)`` at ``f_exp``."""
     floor = -(1 << (STATE_BITS + 1))
+    fused = potential.size and applies(score_exp, f_exp)  # exp_fixed(-d) by fused passes, the same integers
     if np.all(written) and potential.shape[-1]:  # every slot written: no masking (the same integers)
         s = potential.max(axis=-1, keepdims=True)
-        return exp_fixed(potential - s, score_exp, f_exp, counter, name), s[..., 0]
+        d = s - potential
+        if fused and d.max() <= MAX_OFFSET:
+            return exp_of_offsets(d, score_exp, f_exp), s[..., 0]
+        return exp_fixed(-d, score_exp, f_exp, counter, name), s[..., 0]
     masked = np.where(written, potential, floor)
     s = masked.max(axis=-1, keepdims=True)
     s = np.where(s > floor, s, 0)
-    f = exp_fixed(np.where(written, potential - s, floor), score_exp, f_exp, counter, name)
+    d = np.where(written, s - potential, -floor)
+    if fused and d.max() <= MAX_OFFSET:
+        f = exp_of_offsets(d, score_exp, f_exp)
+    else:
+        f = exp_fixed(-d, score_exp, f_exp, counter, name)
     return np.where(written, f, 0), s[..., 0]
 
 

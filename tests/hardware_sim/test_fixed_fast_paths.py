@@ -3,6 +3,7 @@ saturation that skip their clamp passes, table interpolation, the float64 synapt
 memo table of exp, the one-hot slot write as a copy, and parameters prepared once per node."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -192,3 +193,33 @@ def test_fused_gate_activation_equals_activation_fixed(function):
             assert got_n.to_dict() == want_n.to_dict() and want_n.total > 0
     # a left shift by 0..15 bits: exponents -23 .. -8 for gelu (steps 2**-7), -22 .. -7 for silu (2**-6)
     assert fused == {"gelu_erf": 5, "gelu_tanh": 5, "silu": 6}.get(function, 0)
+
+
+@pytest.mark.parametrize("x_exp,y_exp", [(-16, -21), (-17, -21), (-20, -20), (-12, -16), (3, 0)])
+def test_fused_offset_exp_equals_exp_direct(x_exp, y_exp):
+    from hardware_sim.golden.fixed_offset_exp import MAX_OFFSET, applies, exp_of_offsets
+
+    assert applies(x_exp, y_exp)
+    n = min(math.ceil((2 - y_exp) * math.log(2) * 2.0 ** (-x_exp)) + 64, 1 << 21)  # every offset with exp > 0
+    d = np.concatenate([np.arange(n), RNG.integers(0, MAX_OFFSET + 1, 20000), [MAX_OFFSET]]).astype(np.int64)
+    counter = SaturationCounter()
+    want = exp_direct(-d, x_exp, y_exp, counter, "f")
+    assert np.array_equal(exp_of_offsets(d, x_exp, y_exp), want) and counter.total == 0
+    assert not applies(4, -21) and not applies(-16, -22)  # a left first shift; exp(0) beyond 2**22
+
+
+@pytest.mark.parametrize("all_written", [True, False])
+def test_slot_responses_by_fused_exp_equal_exp_fixed(all_written):
+    from hardware_sim.golden.fixed_features import slot_response_step
+
+    potential = RNG.integers(-(1 << 23), 1 << 23, (2, 3, 5, 40))
+    potential[0, 0, 0] = RNG.integers(-(1 << 23), -(1 << 22), 40)  # offsets over the whole 24-bit range
+    written = np.ones((2, 3, 1, 40), bool) if all_written else RNG.random((2, 3, 1, 40)) < 0.6
+    written[1, 1] = all_written  # a head with no written slot (offset 0, responses 0) when masked
+    floor = -(1 << 25)
+    s = np.where(written, potential, floor).max(axis=-1, keepdims=True)
+    s = np.where(s > floor, s, 0)
+    want = np.where(written, exp_fixed(np.where(written, potential - s, floor), -16, -21, SaturationCounter(), "f"), 0)
+    counter = SaturationCounter()
+    f, offset = slot_response_step(potential, written, -16, -21, counter, "f")
+    assert np.array_equal(f, want) and np.array_equal(offset, s[..., 0]) and counter.total == 0
