@@ -139,3 +139,35 @@ def test_the_summed_axis_of_a_batched_product_bounds_it():
     got = exact_product(a, b)
     want = [[[sum(int(a[i, 0, k]) * int(b[k, j]) for k in range(1024)) for j in range(3)]] for i in range(2)]
     assert got.dtype == np.int64 and got.tolist() == want
+
+
+@pytest.mark.parametrize("y_exp", [-31, -32])
+def test_a_table_of_values_beyond_31_bits_keeps_them(im, monkeypatch, y_exp):
+    """At 40 bits, exp(0) at 2**-31 is 2**31 and at 2**-32 is 2**32: read from the table, they are
+    still exp_direct's integers."""
+    monkeypatch.setattr(exp2_module, "_MEMOS", {})
+    x = -np.arange(0, 4000, 3, dtype=np.int64)
+    for _ in range(2):
+        got = exp_nonpositive(x, -6, y_exp, bits=40)
+        np.testing.assert_array_equal(got, exp_direct(x, -6, y_exp, bits=40))
+    assert exp2_module._MEMOS[(-6, y_exp, 40)].table is not None
+    assert int(got[0]) == 2 ** (-31 - y_exp + 31) and got.dtype == np.int64
+    check_exp(im, exp_nonpositive, [0, -1, -2, -64], -6, y_exp, 40)
+
+
+def test_narrow_integer_payloads_and_mantissas_convert_in_float64():
+    """int8 mantissas and payloads (numpy would compute ldexp of int8 in float16) give exact float64 values,
+    exponents held as floats (as read back from a record) too."""
+    from hardware_sim.fixed_point import dequantize_weights
+    from hardware_sim.fixed_point.formats import to_float
+
+    m = np.array([[127, -128, 3], [1, -1, 77]], dtype=np.int8)
+    e = np.array([-30, 20])
+    want = [[float(v) * 2.0 ** int(e[i]) for v in row] for i, row in enumerate(m.tolist())]
+    got = dequantize_weights(m, e, axis=0)
+    assert got.dtype == np.float64 and got.tolist() == want
+    q = np.array([100, -7, 127], dtype=np.int8)
+    for exponent in (-20, np.int64(-20), -20.0, np.array([-20.0, -20.0, -20.0])):
+        got = to_float(q, exponent)
+        assert got.dtype == np.float64 and got.tolist() == [100 * 2.0**-20, -7 * 2.0**-20, 127 * 2.0**-20]
+    assert to_float(np.array([2049], dtype=np.int16), 0).tolist() == [2049.0]
