@@ -171,3 +171,42 @@ def test_narrow_integer_payloads_and_mantissas_convert_in_float64():
         got = to_float(q, exponent)
         assert got.dtype == np.float64 and got.tolist() == [100 * 2.0**-20, -7 * 2.0**-20, 127 * 2.0**-20]
     assert to_float(np.array([2049], dtype=np.int16), 0).tolist() == [2049.0]
+
+
+def test_float16_weights_quantise_as_their_exact_values():
+    from hardware_sim.fixed_point import quantize_weights
+
+    rng = np.random.default_rng(9)
+    w = (rng.standard_normal((4, 6)) * 2.0 ** rng.integers(-12, 8, (4, 1))).astype(np.float16)
+    for axis in (None, 0):
+        got_m, got_e = quantize_weights(w, axis=axis)
+        want_m, want_e = quantize_weights(w.astype(np.float64), axis=axis)
+        assert got_m.tolist() == want_m.tolist() and np.array_equal(got_e, want_e)
+
+
+def test_table_entries_round_a_float32_function_exactly():
+    """round(fn(x) 2**22) of the function's own (float32) values: 1 + 2**-23 + 2**-24 rounds up to
+    2**22 + 1 (a float32 sum with 0.5 would round to even first)."""
+    from fractions import Fraction
+
+    from hardware_sim.fixed_point.tables import make_table
+
+    xs = np.arange(9) / 8
+    values = (np.exp2(xs) + 2.0**-23 + 2.0**-24).astype(np.float32)
+    values[0] = np.float32(1 + 2**-23)  # 2**22 + 0.5 exactly: half up
+    table = make_table(lambda t: values, xs)
+    want = [int(np.floor(Fraction(float(v)) * 2**22 + Fraction(1, 2))) for v in values]
+    assert table.tolist() == want + want[-1:]
+    assert table[0] == 2**22 + 1
+
+
+@pytest.mark.parametrize("exponent", [-3.0, np.array([-3.0, -2.0])])
+def test_exponents_held_as_floats(im, exponent):
+    """Exponents read back as floats (an integer value) work as the integers they hold."""
+    from hardware_sim.fixed_point import dequantize_weights
+
+    x = np.array([0.3, -1.7])
+    ints_e = np.asarray(exponent, dtype=np.int64)
+    assert ints(quantize(x, exponent)) == ints(quantize(x, ints_e))
+    m = np.array([[3, -5], [7, 1]])
+    assert dequantize_weights(m, exponent).tolist() == dequantize_weights(m, ints_e).tolist()
