@@ -210,3 +210,12 @@ def test_exponents_held_as_floats(im, exponent):
     assert ints(quantize(x, exponent)) == ints(quantize(x, ints_e))
     m = np.array([[3, -5], [7, 1]])
     assert dequantize_weights(m, exponent).tolist() == dequantize_weights(m, ints_e).tolist()
+
+
+def test_shift_counts_held_as_floats(im):
+    from hardware_sim.fixed_point.shifts import lshift_clamped
+
+    x = np.array([3, -5, 2**61, -(2**60) - 1])
+    for k in (2.0, np.array([2.0, 0.0, 1.0, 3.0])):
+        want = [im.shift(int(v), int(s)) for v, s in zip(x, np.broadcast_to(k, x.shape))]
+        assert ints(lshift_clamped(x, k)) == want
