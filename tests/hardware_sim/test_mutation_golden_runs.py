@@ -335,3 +335,32 @@ def test_a_weight_scale_scales_the_circuit_output(model, precision):
     assert np.abs(base.values[astro]).max() > 1.0
     if model == "llama":
         assert not base.probes[f"{astro}/soma_offset"][1, :2].any()
+
+
+@pytest.mark.parametrize("score_exp,f_exp", [(-14, -20), (3, -21), (4, -21), (3, -22), (-30, -10), (-2, 0)])
+@pytest.mark.parametrize("all_written", [True, False])
+def test_slot_responses_at_the_edges_of_the_fused_passes(im, score_exp, f_exp, all_written):
+    """Offsets up to 2**31 and beyond (counted as saturated inputs), exponents on either side of where the
+    fused passes apply: exp_fixed's integers and counts, bit for bit."""
+    from collections import Counter
+    from itertools import product
+
+    from hardware_sim.fixed_point import SaturationCounter
+    from hardware_sim.golden.fixed_features import slot_response_step
+
+    rng = np.random.default_rng(12)
+    potential = rng.integers(-(2**23), 2**23, (2, 3, 5))
+    potential[0, 0] = [2**31, 0, 1, 2**31 - 1, 5]  # offsets 2**31 - 1 and 2**31 exactly
+    potential[0, 1] = [2**31 + 9, 0, 3, 7, 2**31 + 9]  # an offset beyond 2**31
+    written = np.ones((2, 1, 5), bool) if all_written else np.array([[[True, True, False, True, False]],
+                                                                     [[False, True, True, False, True]]])
+    counter, model = SaturationCounter(), Counter()
+    f, s = slot_response_step(potential, written, score_exp, f_exp, counter, "slots")
+    for b, t in product(range(2), range(3)):
+        ws = [j for j in range(5) if written[b, 0, j]]
+        offset = max(int(potential[b, t, j]) for j in ws)
+        assert int(s[b, t]) == offset
+        assert [int(v) for v in f[b, t]] == [im.exp(int(potential[b, t, j]) - offset, score_exp, f_exp, model,
+                                                    "slots") if j in ws else 0 for j in range(5)]
+    assert f.dtype == np.int64
+    assert counter.to_dict() == {k: v for k, v in model.items() if v}
