@@ -364,3 +364,24 @@ def test_slot_responses_at_the_edges_of_the_fused_passes(im, score_exp, f_exp, a
                                                     "slots") if j in ws else 0 for j in range(5)]
     assert f.dtype == np.int64
     assert counter.to_dict() == {k: v for k, v in model.items() if v}
+
+
+@pytest.mark.parametrize("function", ["gelu_erf", "silu"])
+def test_gate_activations_at_every_input_exponent(im, function):
+    """Every input exponent on either side of where the fused passes apply (a left shift of x by 0..15
+    bits), against the Python-int model: values and counts, bit for bit."""
+    from collections import Counter
+
+    from hardware_sim.fixed_point import SaturationCounter
+    from hardware_sim.golden.fixed_gate import gate_activation
+
+    rng = np.random.default_rng(13)
+    x = np.concatenate([rng.integers(-(1 << 24), 1 << 24, 60), rng.integers(-(1 << 10), 1 << 10, 60),
+                        [-(1 << 23) - 1, -(1 << 23), (1 << 23) - 1, 1 << 23, 0, 1, -1]])
+    for x_exp in range(-26, -3):
+        y_exp = x_exp - 1
+        counter, model = SaturationCounter(), Counter()
+        got = gate_activation(function, x.reshape(-1, 1), x_exp, y_exp, counter, "pop")
+        want = [im.activation(function, int(v), x_exp, y_exp, model, "pop") for v in x]
+        assert got.dtype == np.int64 and [int(v) for v in got.ravel()] == want, x_exp
+        assert counter.to_dict() == {k: v for k, v in model.items() if v} and model["pop"] > 0
