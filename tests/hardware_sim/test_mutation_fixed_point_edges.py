@@ -219,3 +219,16 @@ def test_shift_counts_held_as_floats(im):
     for k in (2.0, np.array([2.0, 0.0, 1.0, 3.0])):
         want = [im.shift(int(v), int(s)) for v, s in zip(x, np.broadcast_to(k, x.shape))]
         assert ints(lshift_clamped(x, k)) == want
+
+
+def test_float_held_inputs_read_from_the_table(im, monkeypatch):
+    """Integer inputs held in float64 give the table's integers once it exists."""
+    monkeypatch.setattr(exp2_module, "_MEMOS", {})
+    x = -np.arange(0, 600, dtype=np.int64)
+    for _ in range(2):
+        exp_nonpositive(x, -4, -16)
+    assert exp2_module._MEMOS[(-4, -16, 24)].table is not None
+    held = x.astype(np.float64)
+    got = exp_nonpositive(held, -4, -16)
+    assert got.dtype == np.int64 and np.array_equal(got, exp_direct(x, -4, -16))
+    assert np.array_equal(exp_fixed(held, -4, -16), got)
