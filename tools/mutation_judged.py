@@ -27,6 +27,17 @@ AT_2_62 = "at |x| = 2**62 the fast path's result equals the clamp value 2**62"
 BOTH_EXACT = ("only chooses between the float64 and the int64 sum; under the fan-in bound (2**22) both are exact "
               "for these operand ranges (|x| < 2**24, |m| <= 2**8: every partial sum below 2**53)")
 
+EXP = "hardware_sim.fixed_point.exp2."
+FP_PRODUCT = "hardware_sim.fixed_point.accumulate.xǁFloatProductǁ"
+EXP_RECHECK = ("exp_nonpositive checks the same range itself and sends every other input to exp_direct: the test in "
+               "exp_fixed only decides which function checks it")
+MEMO_NAME = "the table's own counter is only asked whether it counted anything, never under which name"
+ARANGE_INT = "np.arange of a Python int is int64 on every supported platform"
+MEMO_TAIL = ("the table ends an octave beyond the last non-zero value, so a table two entries shorter or longer still "
+             "ends in zeros, and lookups clipped to its end read 0 either way")
+PRODUCT_DTYPE = ("integer payloads of any integer dtype or held in float64 give the same bound and the same float64 "
+                 "product")
+
 JUDGED: list[tuple[str, str, str]] = [
     # ---- accumulate ------------------------------------------------------------------------------------
     (FP + "accumulate.x_exact_matmul", "if m.shape[+1] > MAX_EXACT_FAN_IN:",
@@ -531,4 +542,43 @@ JUDGED: list[tuple[str, str, str]] = [
     ('hardware_sim.fixed_point.shifts.x_shift',
      'return np.where(s >= 0, lshift_clamped(x, np.maximum(s, 0)), rshift_round(x, np.maximum(-s, 1)))',
      'the right shift is only taken for s < 0, where -s >= 1'),
+    # ---- exp_fixed's range test, the memo table's own call, FloatProduct's conversions ---------------
+    (EXP + "x_exp_fixed", 'if x.ndim or x.size and -(1 << 31) <= x.min() and x.max() <= 0:', EXP_RECHECK),
+    (EXP + "x_exp_fixed", 'if x.ndim and x.size and +(1 << 31) <= x.min() and x.max() <= 0:', EXP_RECHECK),
+    (EXP + "x_exp_fixed", 'if x.ndim and x.size and -(1 >> 31) <= x.min() and x.max() <= 0:', EXP_RECHECK),
+    (EXP + "x_exp_fixed", 'if x.ndim and x.size and -(2 << 31) <= x.min() and x.max() <= 0:', EXP_RECHECK),
+    (EXP + "x_exp_fixed", 'if x.ndim and x.size and -(1 << 32) <= x.min() and x.max() <= 0:', EXP_RECHECK),
+    (EXP + "x_exp_fixed", 'if x.ndim and x.size and -(1 << 31) < x.min() and x.max() <= 0:', EXP_RECHECK),
+    (EXP + "x_exp_fixed", 'if x.ndim and x.size and -(1 << 31) <= x.min() and x.max() < 0:', EXP_RECHECK),
+    (EXP + "x_exp_fixed", 'if x.ndim and x.size and -(1 << 31) <= x.min() and x.max() <= 1:', EXP_RECHECK),
+    (EXP + "x_exp_fixed", 'x = np.asarray(x, dtype=None)', DTYPE_INT),
+    (EXP + "x_exp_fixed", 'x = np.asarray(x, )', DTYPE_INT),
+    (EXP + "xǁ_ExpMemoǁlookup",
+     'table = exp_direct(-np.arange(self.n + 1, dtype=INT), *self.key[:2], own, None, self.key[2])',
+     MEMO_NAME),
+    (EXP + "xǁ_ExpMemoǁlookup",
+     'table = exp_direct(-np.arange(self.n + 1, dtype=INT), *self.key[:2], own, "XXmemoXX", self.key[2])',
+     MEMO_NAME),
+    (EXP + "xǁ_ExpMemoǁlookup",
+     'table = exp_direct(-np.arange(self.n + 1, dtype=INT), *self.key[:2], own, "MEMO", self.key[2])',
+     MEMO_NAME),
+    (EXP + "xǁ_ExpMemoǁlookup",
+     'table = exp_direct(-np.arange(self.n + 1, dtype=None), *self.key[:2], own, "memo", self.key[2])',
+     ARANGE_INT),
+    (EXP + "xǁ_ExpMemoǁlookup",
+     'table = exp_direct(-np.arange(self.n + 1, ), *self.key[:2], own, "memo", self.key[2])',
+     ARANGE_INT),
+    (EXP + "xǁ_ExpMemoǁlookup",
+     'table = exp_direct(-np.arange(self.n - 1, dtype=INT), *self.key[:2], own, "memo", self.key[2])',
+     MEMO_TAIL),
+    (EXP + "xǁ_ExpMemoǁlookup",
+     'table = exp_direct(-np.arange(self.n + 2, dtype=INT), *self.key[:2], own, "memo", self.key[2])',
+     MEMO_TAIL),
+    (FP_PRODUCT + "__call__",
+     'return None if acc is None else acc.astype(INT).reshape(np.shape(x)[:-1] + (-2,))',
+     NEGATIVE_RESHAPE),
+    (FP_PRODUCT + "as_float", 'return x.reshape(-2, x.shape[-1]).astype(np.float64) @ self.m64.T', NEGATIVE_RESHAPE),
+    (FP_PRODUCT + "as_float", 'return x.reshape(-1, x.shape[-1]).astype(None) @ self.m64.T', ASTYPE_NONE),
+    (FP_PRODUCT + "as_float", 'x = np.asarray(x, dtype=None)', PRODUCT_DTYPE),
+    (FP_PRODUCT + "as_float", 'x = np.asarray(x, )', PRODUCT_DTYPE),
 ]
