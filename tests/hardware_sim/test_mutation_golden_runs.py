@@ -385,3 +385,14 @@ def test_gate_activations_at_every_input_exponent(im, function):
         want = [im.activation(function, int(v), x_exp, y_exp, model, "pop") for v in x]
         assert got.dtype == np.int64 and [int(v) for v in got.ravel()] == want, x_exp
         assert counter.to_dict() == {k: v for k, v in model.items() if v} and model["pop"] > 0
+
+
+@pytest.mark.parametrize("precision", ["float64", "loihi2"])
+def test_only_the_probe_kinds_asked_for_are_recorded(precision):
+    _, net, x = bert(precision)
+    assert simulate(net, x, precision=precision).probes == {}
+    soma = simulate(net, x, precision=precision, probes={"soma"}).probes
+    calcium = simulate(net, x, precision=precision, probes=("calcium",)).probes
+    assert soma and calcium
+    assert all(k.endswith(("/soma_sum", "/soma_offset", "/gain")) for k in soma)
+    assert all(k.endswith("/calcium") for k in calcium)
