@@ -396,3 +396,17 @@ def test_only_the_probe_kinds_asked_for_are_recorded(precision):
     assert soma and calcium
     assert all(k.endswith(("/soma_sum", "/soma_offset", "/gain")) for k in soma)
     assert all(k.endswith("/calcium") for k in calcium)
+
+
+@pytest.mark.parametrize("model", ["bert", "llama"])
+def test_slot_responses_too_fine_for_their_exponent_are_counted_under_the_features(model):
+    """A feature exponent of 2**-25 cannot hold exp(0): the clamped responses of every read are counted
+    under the feature population, and nothing else saturates."""
+    graph = random_bert(seed=3) if model == "bert" else random_llama(LlamaConfig(num_hidden_layers=1), seed=3)
+    net = compile_model(graph, max_tokens=8, precision="loihi2")
+    x = graph.encoder.encode(np.random.default_rng(0).integers(3, 60, (2, 6)))
+    feats = net.of_kind("features")[0]
+    assert simulate(net, x, precision="loihi2").saturations == {}
+    feats.quant["exp"] = -25
+    out = simulate(net, x, precision="loihi2")
+    assert list(out.saturations) == [feats.name] and out.saturations[feats.name] >= 2 * 6
