@@ -375,3 +375,34 @@ def test_a_float32_learned_run_stays_float32(model, window):
     ref = simulate(net, x, mask, precision="float64")
     for role, y in out.outputs.items():
         np.testing.assert_allclose(y, ref.outputs[role], rtol=2e-3, atol=2e-3)
+
+
+STAGES = {  # node kind, quant entries too fine for the values they hold
+    "logits": ("features", {"q_logit_exp": -40, "k_logit_exp": -40}),
+    "features": ("features", {"exp": -26}),
+    "scores": ("features", {"score_exp": -34}),  # the ring's potentials (with a window)
+    "calcium": ("astrocyte", {"calcium_exp": -30}),
+    "soma": ("astrocyte", {"soma_exp": -40}),  # without a window (with one, z at e_z is a probe only)
+    "output": ("astrocyte", {"exp": -40}),
+}
+
+
+@pytest.mark.parametrize("which,stage", [("learned_net", s) for s in sorted(STAGES) if s != "scores"]
+                         + [("window_net", s) for s in sorted(STAGES) if s != "soma"])
+def test_every_learned_stage_counts_its_saturations_under_its_node(request, which, stage):
+    """Each stage given an exponent too fine for its values clamps them, counted under the node that
+    clamped them (and under the nodes downstream whose inputs grew), never raised and never unnamed."""
+    from hardware_sim.golden import simulate
+
+    net, x, mask = request.getfixturevalue(which)
+    kind, quant = STAGES[stage]
+    op = net.of_kind(kind)[0]
+    names = {n.name for n in net.nodes()}
+    saved = dict(op.quant)
+    try:
+        op.quant.update(quant)
+        out = simulate(net, x, mask, precision="loihi2")
+    finally:
+        op.quant.clear()
+        op.quant.update(saved)
+    assert set(out.saturations) <= names and out.saturations.get(op.name, 0) > 0, out.saturations
