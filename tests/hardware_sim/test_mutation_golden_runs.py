@@ -410,3 +410,21 @@ def test_slot_responses_too_fine_for_their_exponent_are_counted_under_the_featur
     feats.quant["exp"] = -25
     out = simulate(net, x, precision="loihi2")
     assert list(out.saturations) == [feats.name] and out.saturations[feats.name] >= 2 * 6
+
+
+EXACT_STAGES = [("features", "score_exp"), ("hebbian_synapses", "w_exp"), ("astrocyte", "calcium_exp"),
+                ("astrocyte", "soma_exp"), ("astrocyte", "recip_exp"), ("astrocyte", "exp")]
+
+
+@pytest.mark.parametrize("kind,key", EXACT_STAGES)
+@pytest.mark.parametrize("model", ["bert", "llama"])
+def test_every_exact_stage_counts_its_saturations_under_its_node(model, kind, key):
+    """An exponent 2**-20 finer than the quantize pass chose: the stage clamps its values, counted under its
+    node (and under the nodes downstream whose inputs grew), never raised and never unnamed."""
+    graph = random_bert(seed=3) if model == "bert" else random_llama(LlamaConfig(num_hidden_layers=1), seed=3)
+    net = compile_model(graph, max_tokens=8, precision="loihi2")
+    x = graph.encoder.encode(np.random.default_rng(0).integers(3, 60, (2, 6)))
+    op = net.of_kind(kind)[0]
+    op.quant[key] -= 20
+    out = simulate(net, x, precision="loihi2")
+    assert set(out.saturations) <= {n.name for n in net.nodes()} and out.saturations.get(op.name, 0) > 0
