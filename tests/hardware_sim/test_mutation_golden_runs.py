@@ -428,3 +428,30 @@ def test_every_exact_stage_counts_its_saturations_under_its_node(model, kind, ke
     op.quant[key] -= 20
     out = simulate(net, x, precision="loihi2")
     assert set(out.saturations) <= {n.name for n in net.nodes()} and out.saturations.get(op.name, 0) > 0
+
+
+NEURON_STAGES = {
+    "bert": [("embeddings.norm", "exp"), ("embeddings.norm", "gain_exp"), ("layer0.attn.q.synapses", "exp"),
+             ("layer0.attn.q", "exp"), ("layer0.attn.q", "in_exp"), ("layer0.mlp.act", "exp"),
+             ("layer0.mlp.act", "in_exp")],
+    "llama": [("layer0.attn.norm", "exp"), ("layer0.attn.norm", "gain_exp"), ("layer0.attn.q.synapses", "exp"),
+              ("layer0.attn.q_rope", "exp"), ("layer0.attn.q_rope", "in_exp"), ("layer0.mlp.act", "exp"),
+              ("layer0.mlp.act", "in_exp"), ("layer0.mlp.gated", "exp"), ("layer0.mlp.gated", "in_exp")],
+}
+
+
+@pytest.mark.parametrize("model", ["bert", "llama"])
+def test_every_neuron_stage_counts_its_saturations_under_its_node(model):
+    """Norms, synapses and populations (identity, rotary, gelu, silu, product) with an exponent 2**-20
+    finer than chosen: their clamped values are counted under their own name, never raised or unnamed."""
+    graph = random_bert(seed=3) if model == "bert" else random_llama(LlamaConfig(num_hidden_layers=1), seed=3)
+    net = compile_model(graph, max_tokens=8, precision="loihi2")
+    x = graph.encoder.encode(np.random.default_rng(0).integers(3, 60, (2, 6)))
+    names = {n.name for n in net.nodes()}
+    for node, key in NEURON_STAGES[model]:
+        op = net.node(node)
+        saved = op.quant[key]
+        op.quant[key] = saved - 20
+        out = simulate(net, x, precision="loihi2")
+        op.quant[key] = saved
+        assert set(out.saturations) <= names and out.saturations.get(node, 0) > 0, (node, key, out.saturations)
