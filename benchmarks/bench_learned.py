@@ -333,14 +333,26 @@ def smollm2_path() -> Path | None:
     return files[0] if files else None
 
 
+DECODER_JOINT = {"texts": 0, "chunk": 2, "lr": 3e-3}  # joint tuning of SmolLM2 maps (texts 0: the layer texts)
+
+
+def decoder_joint_tag(texts: int) -> str:
+    """Cache-name tag of the joint settings that differ from the defaults (16-text-era names stay valid)."""
+    j = DECODER_JOINT
+    return ((f"x{j['texts']}" if j["texts"] and j["texts"] != texts else "") + (f"c{j['chunk']}" if j["chunk"] != 2
+            else "") + (f"lr{j['lr']:g}" if j["lr"] != 3e-3 else ""))
+
+
 def decoder_maps(graph, features: int, window: int, epochs: int, texts: int, joint: int = 0) -> Path:
     """SmolLM2 maps fitted layer by layer on ``texts`` calibration texts of 100-250 tokens, then (``joint``
-    > 0) tuned jointly on the next-token distributions (torch, float32, 2 texts per Adam step); cached."""
-    path = MAPS / (f"smollm2_f{features}_w{window}_e{epochs}_t{texts}" + (f"_joint{joint}" if joint else "") + ".npz")
+    > 0) tuned jointly on the next-token distributions (torch, float32, ``DECODER_JOINT``: its ``chunk``
+    texts per Adam step, on its ``texts`` calibration texts, a superset of the layer texts); cached."""
+    path = MAPS / (f"smollm2_f{features}_w{window}_e{epochs}_t{texts}"
+                   + (f"_joint{joint}{decoder_joint_tag(texts)}" if joint else "") + ".npz")
     if path.exists():
         return path
     MAPS.mkdir(parents=True, exist_ok=True)
-    x, mask = long_calibration(graph, texts)
+    x, mask = long_calibration(graph, (DECODER_JOINT["texts"] or texts) if joint else texts)
     start = time.perf_counter()
     if joint:
         import torch
@@ -352,8 +364,9 @@ def decoder_maps(graph, features: int, window: int, epochs: int, texts: int, joi
             if i % 5 == 0 or i == total:
                 print(f"  joint f{features} w{window} {i}/{total} {time.perf_counter() - start:.0f} s", flush=True)
 
-        maps = joint_tune(graph, x, mask, maps, joint, lr=3e-3, progress=step, chunk=2, dtype=np.float32,
-                          stochastic=True)
+        print(f"  joint f{features} w{window}: {len(mask)} texts, {DECODER_JOINT}", flush=True)
+        maps = joint_tune(graph, x, mask, maps, joint, lr=DECODER_JOINT["lr"], progress=step,
+                          chunk=DECODER_JOINT["chunk"], dtype=np.float32, stochastic=True)
         maps.report["joint"]["seconds"] = time.perf_counter() - start
         maps.save(path)
         return path
@@ -385,11 +398,17 @@ def decoder_agreement(graph, configs, epochs: int, texts: int, held_out: int = 8
         net = compiler.compile(graph, lowering="learned", feature_maps=maps, max_tokens=T)
         got = simulate(net, batch.x, batch.mask).outputs["logits"].argmax(-1)
         agree = float((got == want)[batch.mask].mean())
-        out.append({"circuit": config_name(config), "memory_per_head": config[0] + config[1],
+        name = config_name(config) + ("" if texts == 16 else f", {texts} texts")  # 16: the earlier rows
+        if config[2] and (DECODER_JOINT["texts"] or texts) != texts:
+            name += f" (joint on {DECODER_JOINT['texts']})"
+        if config[2] and (DECODER_JOINT["chunk"], DECODER_JOINT["lr"]) != (2, 3e-3):
+            name += f" [{DECODER_JOINT['chunk']} texts per step, lr {DECODER_JOINT['lr']:g}]"
+        out.append({"circuit": name, "memory_per_head": config[0] + config[1], "calibration_texts": texts,
                     "top1_agreement": agree, "maps": path.name,
                     "row_kl": [round(v["kl_after"], 4) for k, v in maps.report.items()
                                if isinstance(v, dict) and "kl_after" in v],
-                    "distill_seconds": maps.report.get("seconds")})
+                    "distill_seconds": maps.report.get("seconds"),
+                    "joint_seconds": maps.report.get("joint", {}).get("seconds")})
         print(f"  SmolLM2 {out[-1]['circuit']:<26} top-1 agreement {agree:.4f}", flush=True)
     return out
 
@@ -570,6 +589,9 @@ def main() -> int:
     parser.add_argument("--small-sweep", action="store_true", help="time per token vs context, small LLaMA")
     parser.add_argument("--decoder-sources", metavar="F:W", help="SmolLM2 error sources per layer and head")
     parser.add_argument("--decoder-texts", type=int, default=16, help="SmolLM2 calibration texts of 100-250 tokens")
+    parser.add_argument("--decoder-joint-texts", type=int, default=0, help="SmolLM2 joint tuning texts (0: as above)")
+    parser.add_argument("--decoder-joint-chunk", type=int, default=2, help="SmolLM2 texts per joint Adam step")
+    parser.add_argument("--decoder-joint-lr", type=float, default=3e-3, help="SmolLM2 joint Adam learning rate")
     parser.add_argument("--contexts", type=int, default=1024, help="tokens of the SmolLM2 streaming sweep")
     parser.add_argument("--stream-configs", default="64:0,16:48:72", help="SmolLM2 map sets F:W[:J] streamed")
     parser.add_argument("--joint-only", metavar="F:W", help="jointly tune one cached MiniLM map set and stop")
@@ -578,6 +600,7 @@ def main() -> int:
     parser.add_argument("--parts", default="baselines,learned,llama",
                         help="what to measure (merged into learned.json): baselines, learned, sources, llama")
     args = parser.parse_args()
+    DECODER_JOINT.update(texts=args.decoder_joint_texts, chunk=args.decoder_joint_chunk, lr=args.decoder_joint_lr)
     if args.distill_only:
         features, window = (int(v) for v in args.distill_only.split(":"))
         print(distill_minilm(features, window, args.epochs, args.texts, 0))
