@@ -38,6 +38,21 @@ MEMO_TAIL = ("the table ends an octave beyond the last non-zero value, so a tabl
 PRODUCT_DTYPE = ("integer payloads of any integer dtype or held in float64 give the same bound and the same float64 "
                  "product")
 
+G = "hardware_sim.golden."
+REPEAT_FLOAT = "np.repeat accepts a float count with an integer value (H / n for n dividing H)"
+KEYS_UNREAD = "FeatureActivity.keys is stored for the record only; the keys a later run needs go through keep_state"
+ONE_ACTION = "every node kind has one intervention, so the joined list has no separator to change"
+STAND_IN_COUNTER = ("the stand-in payloads are quantised into a counter that is thrown away (the real tokens are "
+                    "counted by the call before): its name is never read")
+LOG_GAIN_FLOAT = "quantize converts its input to float64 itself"
+EPS_ZERO = "with eps = 0 the added term is quantize(0) = 0: z + 0 is z"
+SOFTMAX_EXP = ("exp of z - max(z) <= 0 at 2**-22 is at most 2**22 and its input fits 32 bits: nothing saturates, so "
+               "the counter and its name are never used")
+SOFTMAX_RECIP = ("1/P for P >= 1 (the largest p is exp(0) = 1) is at most 2**22 at 2**-22 and P is valid: nothing is "
+                 "counted, so the counter and its name are never used")
+FLOATING_RECIP = ("the floating reciprocal picks r_exp so that 1/z lies in [2**21, 2**22] and only divides somas "
+                  "z > 0: nothing is counted, so the counter and its name are never used")
+
 JUDGED: list[tuple[str, str, str]] = [
     # ---- accumulate ------------------------------------------------------------------------------------
     (FP + "accumulate.x_exact_matmul", "if m.shape[+1] > MAX_EXACT_FAN_IN:",
@@ -581,4 +596,78 @@ JUDGED: list[tuple[str, str, str]] = [
     (FP_PRODUCT + "as_float", 'return x.reshape(-1, x.shape[-1]).astype(None) @ self.m64.T', ASTYPE_NONE),
     (FP_PRODUCT + "as_float", 'x = np.asarray(x, dtype=None)', PRODUCT_DTYPE),
     (FP_PRODUCT + "as_float", 'x = np.asarray(x, )', PRODUCT_DTYPE),
+    # ---- golden: counters of steps that cannot saturate, conversions done by the callee --------------
+    (G + 'learned.x_hybrid_output', 'v = np.repeat(syn.teacher, H / syn.teacher.shape[1], axis=1)', REPEAT_FLOAT),
+    (G + 'learned.x_learned_activity', 'kk = np.repeat(k, H / op.n_kv_heads, axis=1)', REPEAT_FLOAT),
+    (G + 'features.x_exact_features',
+     'return FeatureActivity(op, schedule, write, potential=potential, keys=None)',
+     KEYS_UNREAD),
+    (G + 'features.x_exact_features',
+     'return FeatureActivity(op, schedule, write, potential=potential, )',
+     KEYS_UNREAD),
+    (G + 'interventions.x_normalise', 'f"available: {\'XX, XX\'.join(known) or \'none\'}")', ONE_ACTION),
+    (G + 'fixed_simulator.x_simulate_fixed',
+     'values = {entry: Fx(quantize(stand_in_padding(x, mask), e_in, STATE_BITS, SaturationCounter(), None), e_in)}',
+     STAND_IN_COUNTER),
+    (G + 'fixed_simulator.x_simulate_fixed',
+     'values = {entry: Fx(quantize(stand_in_padding(x, mask), e_in, STATE_BITS, SaturationCounter(), ), e_in)}',
+     STAND_IN_COUNTER),
+    (G + 'fixed_window.x_log_gain_step',
+     'return quantize(np.asarray(op.log_gain, dtype=None), s_exp, STATE_BITS, counter, name)',
+     LOG_GAIN_FLOAT),
+    (G + 'fixed_window.x_log_gain_step',
+     'return quantize(np.asarray(op.log_gain, ), s_exp, STATE_BITS, counter, name)',
+     LOG_GAIN_FLOAT),
+    (G + 'fixed_learned.x_map_params', 'e = np.asarray(rows, dtype=None)', DTYPE_INT),
+    (G + 'fixed_learned.x_map_params', 'e = np.asarray(rows, )', DTYPE_INT),
+    (G + 'fixed_learned.x_floating_reciprocal',
+     'z_exp = np.broadcast_to(np.asarray(z_exp, dtype=None), np.shape(z))',
+     DTYPE_INT),
+    (G + 'fixed_learned.x_floating_reciprocal', 'z_exp = np.broadcast_to(np.asarray(z_exp, ), np.shape(z))', DTYPE_INT),
+    (G + 'fixed_learned.x_learned_soma_step',
+     'zz = z + quantize(eps, z_exp, STATE_BITS, counter, name) if (eps > 0) or True else z',
+     EPS_ZERO),
+    (G + 'fixed_learned.x_learned_soma_step',
+     'zz = z + quantize(eps, z_exp, STATE_BITS, counter, name) if eps >= 0 else z',
+     EPS_ZERO),
+    (G + 'fixed_learned.x_normalise_step', 'p = exp_fixed(z - s, z_exp, P_EXP, None, name)', SOFTMAX_EXP),
+    (G + 'fixed_learned.x_normalise_step', 'p = exp_fixed(z - s, z_exp, P_EXP, counter, None)', SOFTMAX_EXP),
+    (G + 'fixed_learned.x_normalise_step', 'p = exp_fixed(z - s, z_exp, P_EXP, name)', SOFTMAX_EXP),
+    (G + 'fixed_learned.x_normalise_step', 'p = exp_fixed(z - s, z_exp, P_EXP, counter, )', SOFTMAX_EXP),
+    (G + 'fixed_learned.x_normalise_step',
+     'recip = reciprocal_fixed(p.sum(axis=-1, keepdims=True), P_EXP, P_EXP, None, name)',
+     SOFTMAX_RECIP),
+    (G + 'fixed_learned.x_normalise_step',
+     'recip = reciprocal_fixed(p.sum(axis=-1, keepdims=True), P_EXP, P_EXP, counter, None)',
+     SOFTMAX_RECIP),
+    (G + 'fixed_learned.x_normalise_step',
+     'recip = reciprocal_fixed(p.sum(axis=-1, keepdims=True), P_EXP, P_EXP, name)',
+     SOFTMAX_RECIP),
+    (G + 'fixed_learned.x_normalise_step',
+     'recip = reciprocal_fixed(p.sum(axis=-1, keepdims=True), P_EXP, P_EXP, counter, )',
+     SOFTMAX_RECIP),
+    (G + 'fixed_learned.x_floating_reciprocal',
+     'recip[alive] = reciprocal_fixed(z[alive], z_exp[alive], r_exp[alive], None, name)',
+     FLOATING_RECIP),
+    (G + 'fixed_learned.x_floating_reciprocal',
+     'recip[alive] = reciprocal_fixed(z[alive], z_exp[alive], r_exp[alive], counter, None)',
+     FLOATING_RECIP),
+    (G + 'fixed_learned.x_floating_reciprocal',
+     'recip[alive] = reciprocal_fixed(z[alive], z_exp[alive], r_exp[alive], name)',
+     FLOATING_RECIP),
+    (G + 'fixed_learned.x_floating_reciprocal',
+     'recip[alive] = reciprocal_fixed(z[alive], z_exp[alive], r_exp[alive], counter, )',
+     FLOATING_RECIP),
+    (G + 'fixed_learned.x_learned_soma_step',
+     'return (z, *floating_reciprocal(zz, z_exp, None, name))',
+     FLOATING_RECIP),
+    (G + 'fixed_learned.x_learned_soma_step',
+     'return (z, *floating_reciprocal(zz, z_exp, counter, None))',
+     FLOATING_RECIP),
+    (G + 'fixed_learned.x_learned_soma_step', 'return (z, *floating_reciprocal(zz, z_exp, name))', FLOATING_RECIP),
+    (G + 'fixed_learned.x_learned_soma_step', 'return (z, *floating_reciprocal(zz, z_exp, counter, ))', FLOATING_RECIP),
+    (G + 'fixed_window.x_hybrid_step', 'recip, r_exp = floating_reciprocal(z, z_exp, None, name)', FLOATING_RECIP),
+    (G + 'fixed_window.x_hybrid_step', 'recip, r_exp = floating_reciprocal(z, z_exp, counter, None)', FLOATING_RECIP),
+    (G + 'fixed_window.x_hybrid_step', 'recip, r_exp = floating_reciprocal(z, z_exp, name)', FLOATING_RECIP),
+    (G + 'fixed_window.x_hybrid_step', 'recip, r_exp = floating_reciprocal(z, z_exp, counter, )', FLOATING_RECIP),
 ]
