@@ -455,3 +455,19 @@ def test_every_neuron_stage_counts_its_saturations_under_its_node(model):
         out = simulate(net, x, precision="loihi2")
         op.quant[key] = saved
         assert set(out.saturations) <= names and out.saturations.get(node, 0) > 0, (node, key, out.saturations)
+
+
+def test_a_replaced_gate_table_is_derived_again(monkeypatch):
+    """The fused passes' tables are derived once per gate table and exponent: a gate whose table is
+    replaced uses the new one."""
+    from hardware_sim.fixed_point import SaturationCounter, activation_fixed
+    from hardware_sim.fixed_point.activations import GATES
+    from hardware_sim.golden.fixed_gate import gate_activation
+
+    x = np.arange(-3000, 3000, 7).reshape(-1, 1)
+    before = gate_activation("silu", x, -12, -12, SaturationCounter(), "p")
+    np.testing.assert_array_equal(before, activation_fixed("silu", x, -12, -12, SaturationCounter(), "p"))
+    monkeypatch.setitem(GATES, "silu", GATES["gelu_erf"])
+    after = gate_activation("silu", x, -12, -12, SaturationCounter(), "p")
+    np.testing.assert_array_equal(after, activation_fixed("gelu_erf", x, -12, -12, SaturationCounter(), "p"))
+    assert not np.array_equal(after, before)
