@@ -53,6 +53,8 @@ SOFTMAX_RECIP = ("1/P for P >= 1 (the largest p is exp(0) = 1) is at most 2**22 
 FLOATING_RECIP = ("the floating reciprocal picks r_exp so that 1/z lies in [2**21, 2**22] and only divides somas "
                   "z > 0: nothing is counted, so the counter and its name are never used")
 
+SHIFT_COUNTS = ("lshift_clamped and rshift_round convert the shift counts to int64 themselves (a float-held count of "
+                "an integer value gives the same integers)")
 JUDGED: list[tuple[str, str, str]] = [
     # ---- accumulate ------------------------------------------------------------------------------------
     (FP + "accumulate.x_exact_matmul", "if m.shape[+1] > MAX_EXACT_FAN_IN:",
@@ -670,4 +672,11 @@ JUDGED: list[tuple[str, str, str]] = [
     (G + 'fixed_window.x_hybrid_step', 'recip, r_exp = floating_reciprocal(z, z_exp, counter, None)', FLOATING_RECIP),
     (G + 'fixed_window.x_hybrid_step', 'recip, r_exp = floating_reciprocal(z, z_exp, name)', FLOATING_RECIP),
     (G + 'fixed_window.x_hybrid_step', 'recip, r_exp = floating_reciprocal(z, z_exp, counter, )', FLOATING_RECIP),
+    # ---- shifts and tables -----------------------------------------------------------------------------
+    (FP + "shifts.x_shift", "s = np.asarray(s, dtype=None)", SHIFT_COUNTS),
+    (FP + "shifts.x_shift", "s = np.asarray(s, )", SHIFT_COUNTS),
+    (FP + "shifts.x_shift",
+     "if top < 0 and (top == 0 and _within(x, _BIG)):  # right shifts only (a shift by 0 has nothing to clamp)",
+     FAST_PATH_OFF),
+    (FP + "tables.x_interpolate", "if pos.size and (pos.min() < 0 or pos.max() > n >> POS_FRAC):", CLIP),
 ]

@@ -232,3 +232,11 @@ def test_float_held_inputs_read_from_the_table(im, monkeypatch):
     got = exp_nonpositive(held, -4, -16)
     assert got.dtype == np.int64 and np.array_equal(got, exp_direct(x, -4, -16))
     assert np.array_equal(exp_fixed(held, -4, -16), got)
+
+
+def test_right_shift_counts_held_as_floats(im):
+    from hardware_sim.fixed_point.shifts import rshift_round
+
+    x = np.array([5, -5, 2**40 + 3, -7])
+    k = np.array([1.0, 1.0, 20.0, 0.0])
+    assert ints(rshift_round(x, k)) == [im.shift(int(v), -int(s)) for v, s in zip(x, k)]
