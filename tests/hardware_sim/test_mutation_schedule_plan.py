@@ -24,13 +24,13 @@ def test_every_circuit_node_is_governed_by_its_features_schedule(name):
     net = nets()[name]
     circuits = [op for op in net.nodes() if op.kind in CIRCUIT_KINDS]
     assert {op.kind for op in circuits} == set(CIRCUIT_KINDS)
-    for op in circuits:
-        feats = op if op.kind == "features" else None
+    for circuit in circuits:
+        op, feats = circuit, circuit if circuit.kind == "features" else None
         while feats is None:  # follow the circuit back to its feature population by graph edges
             srcs = [net.node(s) for s in net.inputs_of(op.name).values()]
             feats = next((s for s in srcs if s.kind == "features"), None)
             op = feats or next(s for s in srcs if s.kind in CIRCUIT_KINDS)
-        assert circuit_schedule(net, op.name) is net.node(feats.schedule)
+        assert circuit_schedule(net, circuit.name) is net.node(feats.schedule), circuit.name
         assert net.node(feats.schedule).kind == "schedule"
     others = [op for op in net.nodes() if op.kind not in CIRCUIT_KINDS]
     assert others and all(circuit_schedule(net, op.name) is None for op in others)
