@@ -55,6 +55,7 @@ FLOATING_RECIP = ("the floating reciprocal picks r_exp so that 1/z lies in [2**2
 
 SHIFT_COUNTS = ("lshift_clamped and rshift_round convert the shift counts to int64 themselves (a float-held count of "
                 "an integer value gives the same integers)")
+MASK_FIELD = "every Schedule node has a use_padding_mask field: the default of getattr is never used"
 JUDGED: list[tuple[str, str, str]] = [
     # ---- accumulate ------------------------------------------------------------------------------------
     (FP + "accumulate.x_exact_matmul", "if m.shape[+1] > MAX_EXACT_FAN_IN:",
@@ -679,4 +680,8 @@ JUDGED: list[tuple[str, str, str]] = [
      "if top < 0 and (top == 0 and _within(x, _BIG)):  # right shifts only (a shift by 0 has nothing to clamp)",
      FAST_PATH_OFF),
     (FP + "tables.x_interpolate", "if pos.size and (pos.min() < 0 or pos.max() > n >> POS_FRAC):", CLIP),
+    # ---- schedule ---------------------------------------------------------------------------------------
+    (SC + "x_schedule_node", 'use_mask = sched is None or getattr(sched, "use_padding_mask", None)', MASK_FIELD),
+    (SC + "x_schedule_node", 'use_mask = sched is None or getattr(sched, "use_padding_mask", )', MASK_FIELD),
+    (SC + "x_schedule_node", 'use_mask = sched is None or getattr(sched, "use_padding_mask", False)', MASK_FIELD),
 ]
