@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compiler.distill.hedgehog import expand, hedgehog
+from hardware_sim.golden.stream import fit
 
 
 @dataclass
@@ -163,6 +164,23 @@ def ring_values(op, ring: RingActivity, v: np.ndarray, run) -> tuple[np.ndarray,
     return v, ring.consolidated(v)
 
 
+def slot_share(read, ring: RingActivity, v=None, weight_scale=None):
+    """What the slots of a sliding window inhibit: their tokens' share of the feature memory seen by each
+    read, ``sum_slot w_j f(k_j).r_i`` (B, H, T, 1) for the soma, or with values ``v`` (B, H, T, dv) the
+    Hebbian share ``sum_slot v_j (w_j f(k_j).r_i)``, each feature scaled as the synapses' ``weight_scale``
+    (B|1, G, dv, m) scales it."""
+    H = read.shape[1]
+    fk = expand(ring.slot_features, H)
+    if v is None:
+        return np.where(ring.held, np.matmul(read, np.swapaxes(fk, -1, -2)), 0).sum(-1, keepdims=True)
+    if weight_scale is None:
+        return np.matmul(np.where(ring.held, np.matmul(read, np.swapaxes(fk, -1, -2)), 0), v)
+    B = read.shape[0]
+    scale = np.broadcast_to(expand(weight_scale, H), (B, H) + weight_scale.shape[2:])  # (B, H, dv, m)
+    held = np.broadcast_to(ring.held, (B, H) + ring.held.shape[2:]).astype(read.dtype)
+    return np.einsum("bhim,bhjm,bhdm,bhjd,bhij->bhid", read, fk, scale, v, held, optimize=True)
+
+
 def hybrid_output(op, feats, syn, calcium, scale, run):
     """Soma offset, normaliser and output of a learned circuit with a ring of exact slots.
 
@@ -181,13 +199,9 @@ def hybrid_output(op, feats, syn, calcium, scale, run):
     v = np.repeat(syn.teacher, H // syn.teacher.shape[1], axis=1)
     feature_z, feature_u = (calcium * feats.read).sum(-1, keepdims=True), syn.u
     if ring.slot_features is not None:  # each slot inhibits its own token's feature contribution
-        kernel = np.matmul(feats.read, np.swapaxes(expand(ring.slot_features, H), -1, -2))
-        inhibit = np.where(ring.held, kernel, 0)
-        feature_u = feature_u - np.matmul(inhibit, v)
-        if scale is not None:  # the calcium's scale applies to the slots' share of it too
-            kernel = np.matmul(feats.read * scale, np.swapaxes(expand(ring.slot_features, H), -1, -2))
-            inhibit = np.where(ring.held, kernel, 0)
-        feature_z = feature_z - inhibit.sum(-1, keepdims=True)
+        weight_scale = fit(run.intervention(syn.op.name, "weight_scale"), feats.read.shape[-1])
+        feature_u = feature_u - slot_share(feats.read, ring, v, weight_scale)
+        feature_z = feature_z - slot_share(feats.read if scale is None else feats.read * scale, ring)
     z = feature_z * damp + e.sum(-1, keepdims=True)
     u = feature_u * damp + np.matmul(e, v)
     y = u / np.where(z != 0, z, 1)

@@ -101,6 +101,24 @@ def test_maps_for_another_model_are_refused_by_name():
         compiler.compile(graph, lowering="learned", feature_maps=random_maps(graph, 4, 0), window=3)
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.4])
+def test_scaling_an_encoders_feature_memory_scales_its_gain(alpha):
+    """Calcium and Hebbian weights of layer 0 scaled by alpha: the slots' inhibition follows, so the
+    circuit is the one whose feature gain is alpha g (alpha = 0: softmax over the band alone)."""
+    graph = random_bert(seed=5)
+    maps = random_maps(graph, features=6, window=3)
+    net = compiler.compile(graph, lowering="learned", feature_maps=maps, max_tokens=16)
+    hebb, astro = net.node("layer0.attn.hebbian"), net.node("layer0.attn.astrocyte")
+    x, mask = tokens(graph)
+    scaled = simulate(net, x, mask, interventions={
+        "layer0.attn.astrocyte": {"calcium_scale": np.full((astro.n_heads, astro.m), alpha)},
+        "layer0.attn.hebbian": {"weight_scale": np.full((hebb.n_kv_heads, hebb.v_head_dim, hebb.m), alpha)}})
+    maps.layers["layer0.attn"].log_gain = maps.layers["layer0.attn"].log_gain + (np.log(alpha) if alpha else -800.0)
+    want = simulate(compiler.compile(graph, lowering="learned", feature_maps=maps, max_tokens=16), x, mask)
+    got, want = scaled.outputs["hidden"], want.outputs["hidden"]
+    np.testing.assert_allclose(got[mask], want[mask], rtol=1e-9, atol=1e-9 * np.abs(want).max())
+
+
 def test_maps_record_which_keys_their_window_held(tmp_path):
     graph = random_bert(seed=5)
     random_maps(graph, 4, 3).save(tmp_path / "near.npz")
