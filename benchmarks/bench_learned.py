@@ -49,7 +49,8 @@ from runtime.reference import mean_pool, run_reference  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 MAPS = RESULTS / "learned_maps"
-CONFIGS = "64:0,64:0:240,32:17,32:17:240,32:33,32:33:240,46:17,46:17:240"  # 2m : window W [: joint steps]
+CONFIGS = ("64:0,64:0:240,32:17,32:17:240,46:17,46:17:240,16:47,16:47:240,8:55,32:33,32:33:240,"
+           "64:17,64:17:240")  # 2m features : window W [: joint steps] of the MiniLM map sets
 FAVOR = [16, 32, 64, 256]
 
 
