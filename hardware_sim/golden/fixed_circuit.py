@@ -244,5 +244,4 @@ def record_probes(op, feats, run, calcium, c_exp, z, z_exp, offset, T):
         run.probe("soma", op.name, "soma_sum", to_float(z, z_exp).transpose(0, 2, 1))
         if offset is not None:
             run.probe("soma", op.name, "soma_offset", to_float(offset, feats.score_exp).transpose(0, 2, 1))
-    if offset is not None:
-        probe_activity(run, feats)
+    probe_activity(run, feats)
