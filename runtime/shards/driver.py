@@ -20,6 +20,7 @@ from runtime.shards.merge import merge_outputs, merge_verify
 from runtime.shards.sources import Shard
 from runtime.shards.store import ShardStore, file_digest
 from runtime.shards.tasks import ShardJob, ShardOutcome
+from runtime.signals import check_terminated
 
 DEFAULT_SHARD_SIZE = 32
 
@@ -84,6 +85,7 @@ def process_shards(net, shards: list[Shard], job: ShardJob, store: ShardStore, o
 
     def on_result(shard: Shard, outcome: ShardOutcome) -> bool:
         store.save(shard, outcome)
+        check_terminated()  # a signal whose exception a finaliser swallowed still stops the run here
         progress.advance(outcome.tokens)
         if outcome.error:
             failures.append(shard.describe())

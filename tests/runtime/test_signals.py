@@ -232,3 +232,33 @@ def test_a_signal_during_cleanup_waits_until_the_cleanup_is_done():
         signal.signal(signal.SIGTERM, previous)
     assert steps == ["cleanup done", "handler"]
     assert signal.getsignal(signal.SIGTERM) is previous
+
+
+class SignalsDuringFinalisation:
+    """Sends ``sig`` to this process from its ``__del__``, where a raised exception is dropped."""
+
+    def __init__(self, sig):
+        self.sig = sig
+
+    def __del__(self):
+        os.kill(os.getpid(), self.sig)
+        for _ in range(1000):  # the handler runs at one of these bytecodes, inside __del__
+            pass
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_arriving_inside_a_finaliser_still_ends_the_block(sig, capsys):
+    """The handler's exception is dropped inside ``__del__``; the block still ends with Terminated,
+    and nothing is printed for the dropped one."""
+    from runtime.signals import Terminated, terminate_on_signals
+
+    previous = signal.getsignal(sig)
+    steps = []
+    with pytest.raises(Terminated) as caught:
+        with terminate_on_signals():
+            SignalsDuringFinalisation(sig)  # dropped at once: __del__ runs here
+            steps.append("went on")
+    assert steps == ["went on"] and caught.value.signum == sig
+    assert capsys.readouterr().err == ""
+    assert signal.getsignal(sig) is previous
+
