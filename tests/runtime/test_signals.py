@@ -262,3 +262,28 @@ def test_a_signal_arriving_inside_a_finaliser_still_ends_the_block(sig, capsys):
     assert capsys.readouterr().err == ""
     assert signal.getsignal(sig) is previous
 
+
+
+def test_a_sharded_run_stops_at_the_next_shard_after_a_dropped_signal(files, tmp_path, monkeypatch, capsys):
+    """The first shard's work drops a SIGTERM inside a finaliser: the run stores that shard, stops
+    before the second, keeps it for --resume and exits 143 with the one line."""
+    from runtime.cli import main
+    from runtime.shards import executor
+
+    real = executor.run_shard
+    calls = []
+
+    def first_drops_a_signal(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            SignalsDuringFinalisation(signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(executor, "run_shard", first_drops_a_signal)
+    out = tmp_path / "out.npz"
+    code = main(["run", str(files / "bert.tpn"), "--text-file", str(files / "texts.txt"), "--backend", "golden",
+                 "--workers", "1", "--shard-size", "2", "-o", str(out)])
+    assert code == 128 + signal.SIGTERM and len(calls) == 1 and not out.exists()
+    manifest = json.loads((tmp_path / "out.npz.shards" / "manifest.json").read_text())
+    assert [e["status"] for e in manifest["shards"].values()] == ["done"]
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "tripartite run: stopped by SIGTERM"
