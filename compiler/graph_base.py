@@ -7,15 +7,40 @@ extra fields (encoder, metadata) they keep.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, ClassVar
 
 import networkx as nx
 import numpy as np
 
-from compiler.errors import GraphError, SerializationError
+from compiler.errors import GraphError, SerializationError, TripartiteError
 from compiler.node_base import Node, Registry
 from compiler.serialization import load_archive, save_archive
+
+MALFORMED = (TypeError, AttributeError, ValueError, KeyError, IndexError)  # what malformed records raise
+
+
+def exception_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:100] if text else ''}"
+
+
+def reports_malformed(method):
+    """Validation of a graph that a file or a caller built wrongly (a field of the wrong type, an
+    array missing) ends in one GraphError naming the graph, not in a traceback from inside."""
+
+    @functools.wraps(method)
+    def checked(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except TripartiteError:
+            raise
+        except MALFORMED as exc:
+            raise GraphError(f"{self.format_name} {self.name!r}: malformed ({exception_line(exc)}); build it "
+                             "again from its source") from exc
+
+    return checked
 
 
 class TypedGraph:
@@ -89,6 +114,7 @@ class TypedGraph:
         return name in self.g
 
     # ---- validation ---------------------------------------------------------------------------
+    @reports_malformed
     def validate(self) -> dict[str, tuple]:
         """Check the whole graph and return every node's per-token output shape.
 
@@ -140,6 +166,16 @@ class TypedGraph:
     @classmethod
     def load(cls, path: str | Path) -> TypedGraph:
         """Read a graph written by :meth:`save`, rejecting unknown kinds and malformed structure."""
+        try:
+            return cls.decode(path)
+        except TripartiteError:
+            raise
+        except MALFORMED as exc:
+            raise SerializationError(f"{path}: corrupt {cls.format_name} file ({exception_line(exc)}); write it "
+                                     "again with this version of tripartite") from exc
+
+    @classmethod
+    def decode(cls, path: str | Path) -> TypedGraph:
         structure, arrays = load_archive(path, cls.format_name, cls.format_version)
         where = str(path)
         try:

@@ -9,7 +9,7 @@ import numpy as np
 from compiler.attention.nodes import NODE_KINDS
 from compiler.encoder import InputEncoder, encoder_from_record, encoder_record
 from compiler.errors import GraphError
-from compiler.graph_base import TypedGraph
+from compiler.graph_base import TypedGraph, reports_malformed
 
 
 class AttentionGraph(TypedGraph):
@@ -41,6 +41,7 @@ class AttentionGraph(TypedGraph):
             raise GraphError(f"graph {self.name!r} has no output node; add an Output node")
         return outputs
 
+    @reports_malformed
     def validate(self) -> dict[str, tuple]:
         shapes = super().validate()
         entry = self.input_node()

@@ -46,7 +46,12 @@ def weight_files(directory: Path) -> list[Path]:
                                 "names; the shard index is corrupt")
         files = [directory / name for name in sorted(set(weight_map.values()))]
         for file in files:
-            if not file.is_file():
+            try:
+                present = file.is_file()
+            except OSError as exc:  # e.g. a name longer than the file system allows
+                raise FrontendError(f"{directory / INDEX_FILE}: shard name {file.name[:40]!r}... cannot be a file "
+                                    f"({exc.strerror}); the shard index is corrupt") from exc
+            if not present:
                 raise FrontendError(f"{file}: shard listed in {INDEX_FILE} is missing; copy the whole checkpoint")
         return files
     single = directory / "model.safetensors"

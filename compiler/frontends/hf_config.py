@@ -52,7 +52,7 @@ class ConfigReader:
 
     def activation(self, key: str, default: str) -> str:
         name = self.get(key, default)
-        if name not in ACTIVATIONS:
+        if not isinstance(name, str) or name not in ACTIVATIONS:
             raise FrontendError(
                 f"{self.where}: {key}={name!r} is not supported; supported: {', '.join(ACTIVATIONS)}"
             )

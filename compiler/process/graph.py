@@ -6,7 +6,7 @@ from typing import Any
 
 from compiler.encoder import InputEncoder, encoder_from_record, encoder_record
 from compiler.errors import GraphError, ShapeError
-from compiler.graph_base import TypedGraph
+from compiler.graph_base import TypedGraph, reports_malformed
 from compiler.process.nodes import PROCESS_KINDS
 
 
@@ -25,6 +25,7 @@ class ProcessGraph(TypedGraph):
         super().__init__(name, meta)
         self.encoder: InputEncoder | None = encoder
 
+    @reports_malformed
     def validate(self) -> dict[str, tuple]:
         """Check attributes, wiring and that every port's producer has the size the port expects."""
         shapes = super().validate()
