@@ -64,7 +64,14 @@ def tokenize(model: InputEncoder | AttentionGraph, texts: list[str], max_length:
         if limit < 1:
             raise InputError(f"max_length must be positive, got {limit}")
         tokenizer.enable_truncation(max_length=limit)
-    encodings = tokenizer.encode_batch(list(texts))
+    try:
+        encodings = tokenizer.encode_batch(list(texts))
+    except BaseException as exc:  # a corrupt tokenizer can make the Rust library panic (a BaseException)
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise InputError(f"the tokenizer of {getattr(model, 'name', 'the model')!r} failed on these texts "
+                         f"({str(exc).splitlines()[0][:80]}); its tokenizer file is corrupt: take it again "
+                         "from the checkpoint") from None
     T = max(len(e.ids) for e in encodings)
     ids = np.full((len(texts), T), pad_id(encoder), dtype=np.int64)
     types = np.zeros((len(texts), T), dtype=np.int64)

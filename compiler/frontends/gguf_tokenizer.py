@@ -79,9 +79,20 @@ def post_processor(values: dict[str, Any], tokens: list[str], where: str, add_bo
     return processors.TemplateProcessing(single=single, pair=pair, special_tokens=[e for e in ends if e])
 
 
+def bpe_model(where: str, **settings):
+    """The BPE model of the file's vocabulary and merges; one line when they do not fit together."""
+    from tokenizers import models
+
+    try:
+        return models.BPE(**settings)
+    except Exception as exc:  # noqa: BLE001  (tokenizers raises a plain Exception)
+        raise FrontendError(f"{where}: the tokenizer's vocabulary and merges do not fit together "
+                            f"({str(exc).splitlines()[0][:100]}); the file is corrupt") from exc
+
+
 def byte_level_bpe(values: dict[str, Any], tokens: list[str], vocab: dict[str, int], where: str):
     """``gpt2``: byte-level BPE with the file's merges and the pre-tokenizer ``tokenizer.ggml.pre`` names."""
-    from tokenizers import Tokenizer, decoders, models
+    from tokenizers import Tokenizer, decoders
 
     pre = values.get("tokenizer.ggml.pre", "default")
     if pre not in PRE_TOKENIZERS:
@@ -90,7 +101,7 @@ def byte_level_bpe(values: dict[str, Any], tokens: list[str], vocab: dict[str, i
     merges = [tuple(m.split(" ", 1)) for m in _list(values, "tokenizer.ggml.merges", where, str)]
     if any(len(m) != 2 for m in merges):
         raise FrontendError(f"{where}: tokenizer.ggml.merges holds an entry without a space; the file is corrupt")
-    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False))
+    tokenizer = Tokenizer(bpe_model(where, vocab=vocab, merges=merges, fuse_unk=False))
     tokenizer.pre_tokenizer = PRE_TOKENIZERS[pre]()
     tokenizer.decoder = decoders.ByteLevel()
     return tokenizer, False
@@ -111,7 +122,7 @@ def score_merges(tokens: list[str], scores: list[float], vocab: dict[str, int]) 
 def sentencepiece_bpe(values: dict[str, Any], tokens: list[str], vocab: dict[str, int], where: str):
     """``llama``: sentencepiece BPE (``▁`` for spaces, byte fallback to ``<0xXX>`` tokens), merges from the
     scores when the file lists none, a ``▁`` prepended to the text unless ``add_space_prefix`` is false."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import Tokenizer, decoders, pre_tokenizers
 
     if "tokenizer.ggml.merges" in values:
         merges = [tuple(m.split(" ", 1)) for m in _list(values, "tokenizer.ggml.merges", where, str)]
@@ -121,7 +132,7 @@ def sentencepiece_bpe(values: dict[str, Any], tokens: list[str], vocab: dict[str
             raise FrontendError(f"{where}: tokenizer.ggml.scores has {len(scores)} entries for {len(tokens)} tokens")
         merges = score_merges(tokens, scores, vocab)
     prefix = bool(values.get("tokenizer.ggml.add_space_prefix", True))
-    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=True, byte_fallback=True))
+    tokenizer = Tokenizer(bpe_model(where, vocab=vocab, merges=merges, fuse_unk=True, byte_fallback=True))
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first" if prefix
                                                        else "never", split=False)
     steps = [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()]
