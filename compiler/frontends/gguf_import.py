@@ -23,6 +23,7 @@ import numpy as np
 
 from compiler.attention import AttentionGraph
 from compiler.errors import FrontendError, GraphError
+from compiler.frontends.gguf_bounds import check_metadata_bounds
 from compiler.frontends.gguf_tokenizer import encoder_special, tokenizer_json
 from compiler.frontends.hf_config import ConfigReader
 from compiler.models import LlamaConfig, build_llama
@@ -59,6 +60,7 @@ def open_gguf(path: Path):
             raise FrontendError(f"{path}: not a GGUF file (no 'GGUF' magic at the start)")
     import gguf
 
+    check_metadata_bounds(path)
     try:
         return gguf.GGUFReader(str(path))
     except READ_ERRORS as exc:
