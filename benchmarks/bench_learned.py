@@ -467,7 +467,6 @@ def decoder_agreement(graph, configs, epochs: int, texts: int, held_out: int = 8
 def streaming_times(graph, named_maps: dict[str, Path], contexts: int) -> dict:
     """Seconds per new token of golden float32 sessions fed one token at a time up to ``contexts``
     tokens: learned circuits (constant memory) beside exact circuits (one slot per token)."""
-    from runtime.session import Session
 
     ids = graph.encoder.tokenizer().encode(" ".join(held_out_texts(40, seed=3))).ids[:contexts]
     ids = np.array(ids, dtype=np.int64)
@@ -475,28 +474,39 @@ def streaming_times(graph, named_maps: dict[str, Path], contexts: int) -> dict:
                                    precision="float32") for name, path in named_maps.items()}
     nets["exact"] = compiler.compile(graph, lowering="exact", max_tokens=contexts, precision="float32")
     result = {"model": "SmolLM2-135M", "tokens": int(len(ids))}
-    sessions = {name: Session(net, budget=contexts) for name, net in nets.items()}
+    for name, row in per_token_rows(nets, ids, contexts, 32).items():
+        result[name] = row
+        print(f"  streaming {name:<28} ms/token {row['ms_per_token'][0]:.1f} at {row['context'][0]} tokens, "
+              f"{row['ms_per_token'][-1]:.1f} at {row['context'][-1]}; slope {row['ms_per_1000_tokens']:.2f} ms per "
+              "1000 tokens", flush=True)
+    return result
+
+
+def per_token_rows(nets: dict, ids: np.ndarray, budget: int, width: int) -> dict[str, dict]:
+    """Sessions of ``nets`` fed ``ids`` one token at a time, taking turns so that other programs' load
+    hits all alike: per net the fastest feed of each ``width`` tokens and the fitted slope."""
+    from runtime.session import Session
+
+    sessions = {name: Session(net, budget=budget) for name, net in nets.items()}
     times = {name: [] for name in sessions}
-    for t in range(len(ids)):  # sessions take turns token by token, so other programs' load hits all alike
+    for t in range(len(ids)):
         for name, session in sessions.items():
             start = time.perf_counter()
             session.feed(ids[t:t + 1][None])
             times[name].append(time.perf_counter() - start)
+    rows = {}
     for name, values in times.items():
-        centres, minima = window_minima(values)
+        centres, minima = window_minima(values, width)
         a = np.polyfit(np.array(centres), np.array(minima) * 1e3, 1)[0]
-        result[name] = {"context": centres, "ms_per_token": [round(v * 1e3, 3) for v in minima],
-                        "ms_per_1000_tokens": float(a * 1000)}
-        print(f"  streaming {name:<28} ms/token {minima[0] * 1e3:.1f} at {centres[0]} tokens, "
-              f"{minima[-1] * 1e3:.1f} at {centres[-1]}; slope {a * 1000:.2f} ms per 1000 tokens", flush=True)
-    return result
+        rows[name] = {"context": centres, "ms_per_token": [round(v * 1e3, 3) for v in minima],
+                      "ms_per_1000_tokens": float(a * 1000)}
+    return rows
 
 
 def small_sweep(contexts: int = 2048) -> dict:
     """Time per new token against the context on a 2-layer LLaMA (hidden 256, 4 query / 2 key-value heads),
     where the circuits, not the weights, dominate a token's cost: learned 2m=16 + window 48 (maps fitted
     briefly on random sequences; only the timing matters here) beside exact circuits."""
-    from runtime.session import Session
 
     graph = random_llama(LlamaConfig(vocab_size=1000, hidden_size=256, num_hidden_layers=2, num_attention_heads=4,
                                      num_key_value_heads=2, intermediate_size=512, max_position_embeddings=8192),
@@ -509,21 +519,12 @@ def small_sweep(contexts: int = 2048) -> dict:
     nets = {"learned 2m=16 + window 48": compiler.compile(graph, lowering="learned", feature_maps=maps,
                                                           max_tokens=contexts, precision="float32"),
             "exact": compiler.compile(graph, lowering="exact", max_tokens=contexts, precision="float32")}
-    sessions = {name: Session(net, budget=contexts) for name, net in nets.items()}
-    times = {name: [] for name in sessions}
-    for t in range(contexts):
-        for name, session in sessions.items():
-            start = time.perf_counter()
-            session.feed(ids[t:t + 1][None])
-            times[name].append(time.perf_counter() - start)
     result = {"model": "random LLaMA, 2 layers, hidden 256, float32", "tokens": contexts}
-    for name, values in times.items():
-        centres, minima = window_minima(values, 64)
-        a = np.polyfit(np.array(centres), np.array(minima) * 1e3, 1)[0]
-        result[name] = {"context": centres, "ms_per_token": [round(v * 1e3, 3) for v in minima],
-                        "ms_per_1000_tokens": float(a * 1000)}
-        print(f"  small sweep {name:<26} ms/token {minima[0] * 1e3:.2f} at {centres[0]}, {minima[-1] * 1e3:.2f} at "
-              f"{centres[-1]}; slope {a * 1000:.3f} ms per 1000 tokens", flush=True)
+    for name, row in per_token_rows(nets, ids, contexts, 64).items():
+        result[name] = row
+        print(f"  small sweep {name:<26} ms/token {row['ms_per_token'][0]:.2f} at {row['context'][0]}, "
+              f"{row['ms_per_token'][-1]:.2f} at {row['context'][-1]}; slope {row['ms_per_1000_tokens']:.3f} ms per "
+              "1000 tokens", flush=True)
     return result
 
 
