@@ -16,7 +16,7 @@ def make_segments_forever(prefix: str, shm_log: str, logged: bool) -> None:
     """Create, map and keep ``/dev/shm`` segments in a loop (logged ones like Lava's, or only mapped)."""
     kept = []
     for i in range(100000):
-        name = f"{prefix}{os.getpid()}_{i}"
+        name = f"{prefix}{'logged' if logged else 'mapped'}_{os.getpid()}_{i}"
         fd = os.open(f"/dev/shm/{name}", os.O_CREAT | os.O_RDWR, 0o600)
         os.ftruncate(fd, 4096)
         kept.append(mmap.mmap(fd, 4096))
@@ -25,6 +25,14 @@ def make_segments_forever(prefix: str, shm_log: str, logged: bool) -> None:
             with open(shm_log, "a") as fh:
                 fh.write(name + "\n")
         time.sleep(0.001)
+
+
+def assert_none_left_but_one_unmapped(prefix: str, made: list[str]) -> None:
+    """No logged segment survives, nor a mapped-only one but the one its child may have been stopped
+    on between creating and mapping it (the only race the scan cannot see; each child makes ~300)."""
+    logged = [p for p in made if "_logged_" in p]
+    mapped_only = [p for p in made if "_mapped_" in p]
+    assert logged == [] and len(mapped_only) <= 1, f"{len(made)} segments left behind"
 
 
 def worker(prefix: str, shm_log: str) -> None:
@@ -51,7 +59,7 @@ def test_abandon_kills_the_group_first_then_unlinks_logged_and_mapped_segments(t
         assert proc.exitcode == -9  # abandon() ends by SIGKILL of its own group
         time.sleep(0.1)
         assert group_members(proc.pid) == []
-        assert made == [], f"{len(made)} segments left behind"
+        assert_none_left_but_one_unmapped(prefix, made)
         assert not run_dir.exists()
     finally:
         for path in made:
@@ -82,7 +90,7 @@ def test_kill_group_unlinks_what_a_busy_group_made_logged_or_only_mapped(tmp_pat
     made = glob.glob(f"/dev/shm/{prefix}*")
     try:
         assert group_members(proc.pid) == []
-        assert made == [], f"{len(made)} segments left behind"
+        assert_none_left_but_one_unmapped(prefix, made)
     finally:
         for path in made:
             os.unlink(path)
