@@ -29,7 +29,8 @@ PR_SET_PDEATHSIG = 1
 POLL_SECONDS = 0.2
 
 
-ABANDONING = threading.Event()  # set once the run is being abandoned: new segments are unlinked at once
+ABANDONING: list[bool] = []  # non-empty once the run is being abandoned: new segments are unlinked at once
+# (a plain list, not a lock-holding Event: abandon() may run in a signal handler that interrupted it)
 
 
 def abandon(shm_log: str) -> None:
@@ -43,7 +44,7 @@ def abandon(shm_log: str) -> None:
     """
     from hardware_sim.lava.runner import group_members, mapped_segments, unlink_segments
 
-    ABANDONING.set()
+    ABANDONING.append(True)
     me, group = os.getpid(), os.getpgrp()
     try:
         mapped: set[str] = set()

@@ -275,7 +275,7 @@ def log_segments(shm_log: str) -> None:
         handle = original(self, size)
         with open(shm_log, "a") as fh:
             fh.write(handle.name + "\n")
-        if ABANDONING.is_set():  # made after abandon() read the log: its maker unlinks it
+        if ABANDONING:  # made after abandon() read the log: its maker unlinks it
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"/dev/shm/{handle.name.lstrip('/')}")
         return handle
