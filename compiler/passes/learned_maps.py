@@ -30,7 +30,4 @@ def learned_attributes(att, options) -> dict:
     if window != maps.window:
         raise InputError(f"--window {window}: the feature maps were fitted for a window of {maps.window}; "
                          f"distill them with --window {window}")
-    if window and not att.causal and options.precision == "loihi2":
-        raise InputError(f"--precision loihi2: {att.name!r} is an encoder whose window slides with the query, "
-                         f"which runs in float64/float32 only; compile it at one of those or without --window")
     return dict(m=2 * layer.m, window=window, **layer.as_dict())

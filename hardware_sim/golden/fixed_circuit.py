@@ -138,7 +138,11 @@ def hebbian(op, args, run):
             H = earlier + H
         run.keep_state(op.name, weights=H)
         H = scale_q22(H, scale, run.counter, op.name)
-        if not op.gated:
+        if getattr(feats, "ring", None) is not None and feats.ring.slot_features is not None:
+            from hardware_sim.golden.fixed_band import band_readout  # an encoder's band: reads inhibit its share
+
+            u = band_readout(op, v, feats, teacher.exp, w_exp, u_exp, scale, run.counter)
+        elif not op.gated:
             B, Hn, T, m = feats.read.shape
             u = hebbian_read_step(H, grouped(feats.read, op.n_kv_heads), feats.exp, w_exp, u_exp, run.counter,
                                   op.name).reshape(B, Hn, T, -1)

@@ -1,4 +1,5 @@
-"""``loihi2`` behaviour of ``learned`` circuits with a window of W exact ring slots.
+"""``loihi2`` behaviour of ``learned`` circuits with a window of W exact ring slots (an encoder's band of
+nearest keys: :mod:`.fixed_band`).
 
 The ring is that of the float circuit (:mod:`.learned`): written token t enters slot ``n_t mod W``;
 the write that reuses a full slot consolidates the token leaving it, ``c += f(k_old)``,
@@ -114,7 +115,12 @@ def ring_visibility(held: np.ndarray, group: int) -> np.ndarray:
 
 
 def window_features(op, schedule, w, kp, key: Fx, query: Fx, fq, run, features_cls):
-    """Consolidation writes, gained reads and ring potentials (with the ring the last run left)."""
+    """Consolidation writes, gained reads and ring potentials (with the ring the last run left); an
+    encoder's band of nearest keys: :func:`.fixed_band.band_features`."""
+    if schedule.mode != "causal":
+        from hardware_sim.golden.fixed_band import band_features
+
+        return band_features(op, schedule, w, kp, key, query, fq, run, features_cls)
     k, w_all = with_ring(op, run, heads(key.q, op.n_kv_heads), w, "ring_keys")
     fk = hedgehog_step(kp, k, run.counter, op.name)
     P = w_all.shape[1] - w.shape[1]
@@ -140,9 +146,14 @@ def hybrid_params(op, feats_op, syn_op, v_exp: int) -> HybridParams:
 
 
 def window_astrocyte(op, args, run, record_probes):
-    """Graded calcium of the consolidations, ring responses and the one normaliser (module docstring)."""
+    """Graded calcium of the consolidations, ring responses and the one normaliser (module docstring);
+    an encoder's band of nearest keys: :func:`.fixed_band.band_astrocyte`."""
     feats, syn = args["features"], args["synapses"]
     p = hybrid_params(op, feats.op, syn.op, syn.v_exp)
+    if feats.ring.slot_features is not None:
+        from hardware_sim.golden.fixed_band import band_astrocyte
+
+        return band_astrocyte(op, args, run, record_probes, p)
     acc = continue_sum(feats.write, feats.schedule.mode == "causal", run.initial(op.name, "calcium"))
     run.keep_state(op.name, calcium=acc[:, :, -1:])
     calcium = saturate(shift(np.repeat(acc, feats.group, axis=1), p.f_exp - p.c_exp), STATE_BITS, run.counter,

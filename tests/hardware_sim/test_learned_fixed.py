@@ -6,7 +6,6 @@ import pytest
 
 import compiler
 from compiler.distill.maps import FeatureMaps, LayerMaps
-from compiler.errors import PassError
 from compiler.models import LlamaConfig, random_bert, random_llama
 from hardware_sim.fixed_point import quantize_weights
 from hardware_sim.golden import simulate
@@ -103,10 +102,3 @@ def test_a_session_fed_token_by_token_equals_one_run_bit_for_bit(window):
         got = np.concatenate([s.feed(ids[:, :3]).outputs["logits"]] +
                              [s.feed(ids[:, t : t + 1]).outputs["logits"] for t in range(3, 7)], axis=1)
     assert np.array_equal(got, want)
-
-
-def test_an_encoders_sliding_window_is_refused_at_loihi2_in_one_line():
-    with pytest.raises(PassError, match=r"--precision loihi2: 'layer0\.attn' is an encoder whose "
-                       r"window slides with the query, which runs in float64/float32 only") as err:
-        compiled("bert", "loihi2", window=3)
-    assert "\n" not in str(err.value)
