@@ -78,7 +78,7 @@ def group_spec(net, plan: Plan, group: str, error_file: str, tag: str) -> Proces
     wiring = {}
     for name in members:
         wiring[name] = {}
-        for port, src in net.inputs_of(name).items():
+        for port, src in plan.inputs_of(net, name).items():
             width = stream_width(net, plan, src)
             where = ""
             if plan.group_of.get(src) != group:

@@ -14,7 +14,8 @@ Per sequence each kernel counts the written tokens ``n``; written token t enters
   ``y = (exp(-s) u + sum_j e_j v_j) / z``.  State ``calcium``, ``soma``, ``offset``.
 
 The ring (W keys and values per key/value head) and the feature memory (2m per head) are all the
-circuit holds, whatever the context.
+circuit holds, whatever the context.  An encoder's window (the W keys nearest each query) has kernels
+of its own, :mod:`.kernels_band`.
 """
 
 from __future__ import annotations
@@ -23,25 +24,20 @@ import numpy as np
 
 from compiler.errors import SimulationError
 from hardware_sim.lava.kernels import KERNELS, AstrocyteKernel, FeaturesKernel, HebbianKernel, split_features
+from hardware_sim.lava.kernels_band import BandAstrocyteKernel, BandFeaturesKernel, BandHebbianKernel
 
 
-def has_window(op, net) -> bool:
-    """Whether ``op`` belongs to a learned circuit with a window (features node, or fed by one).
-
-    Raises :class:`SimulationError` for a bidirectional (encoder) circuit: its window slides with the
-    query (:mod:`hardware_sim.golden.learned`), which these ring kernels do not run.
-    """
+def window_kind(op, net) -> str | None:
+    """The window of the learned circuit ``op`` belongs to (features node, or fed by one): ``ring`` (causal:
+    the last W written), ``band`` (bidirectional: the W keys nearest each query, :mod:`.kernels_band`) or
+    None (no window)."""
     feats = op
     if op.kind != "features":
         inputs = net.inputs_of(op.name)
         feats = net.node(inputs.get("pre") or inputs.get("features"))
     if feats.lowering != "learned" or feats.window <= 0:
-        return False
-    if net.node(feats.schedule).mode != "causal":
-        raise SimulationError(f"lava: node {op.name!r} is an encoder's learned circuit with a window of "
-                              f"{feats.window} keys around each query, which runs on the golden backend in "
-                              f"float64/float32 only; run it there, or compile it without --window")
-    return True
+        return None
+    return "ring" if net.node(feats.schedule).mode == "causal" else "band"
 
 
 class Ring:
@@ -189,18 +185,23 @@ class WindowAstrocyteKernel(AstrocyteKernel):
         return (u / np.where(z != 0, z, 1)[:, None]).reshape(-1)
 
 
-def by_window(plain_cls, window_cls):
-    """A kernel factory choosing the windowed kernel for nodes of learned circuits with a window."""
+def by_window(plain_cls, window_cls, band_cls=None):
+    """A kernel factory choosing the ring kernel for nodes of causal learned circuits with a window and
+    the band kernel for encoders' (a kernel set without one refuses an encoder's window in one line)."""
 
     def make(op, net, dtype):
-        return (window_cls if has_window(op, net) else plain_cls)(op, net, dtype)
+        kind = window_kind(op, net)
+        if kind == "band" and band_cls is None:
+            raise SimulationError(f"lava: node {op.name!r} is an encoder's learned circuit with a window of keys "
+                                  f"around each query, which this kernel set does not run; run it in float32")
+        return {None: plain_cls, "ring": window_cls, "band": band_cls}[kind](op, net, dtype)
 
     make.__name__ = f"{plain_cls.__name__}_or_window"
     return make
 
 
 KERNELS.update(
-    features=by_window(FeaturesKernel, WindowFeaturesKernel),
-    hebbian_synapses=by_window(HebbianKernel, WindowHebbianKernel),
-    astrocyte=by_window(AstrocyteKernel, WindowAstrocyteKernel),
+    features=by_window(FeaturesKernel, WindowFeaturesKernel, BandFeaturesKernel),
+    hebbian_synapses=by_window(HebbianKernel, WindowHebbianKernel, BandHebbianKernel),
+    astrocyte=by_window(AstrocyteKernel, WindowAstrocyteKernel, BandAstrocyteKernel),
 )

@@ -11,6 +11,9 @@ Rules (docs/lava_schedule.md):
 - circuits: keys and values at ``W + t`` (write), queries at ``W + R + t`` (read) with ``R = T``
   for bidirectional schedules (every write before any read) and ``R = 0`` for causal ones (write t,
   then read t in the same step); an astrocyte's output stream starts ``R`` steps after its write clock;
+- an encoder's window replays its keys and values on ports of their own (``key_again``,
+  ``teacher_again``): delay lines deliver token ``j`` at ``W + max(0, T - a) + j`` (``a`` the window's
+  look-ahead), ``a`` steps before the read of query ``j`` needs it (:mod:`.kernels_band`);
 - sequences follow each other every ``P`` steps: ``P = 2T`` when a bidirectional circuit exists,
   else ``T``; circuits reset their state at the first write of each sequence.
 
@@ -49,10 +52,15 @@ class Plan:
     ready: dict[str, int]
     source: str
     decoders: dict[str, tuple[str, int]] = field(default_factory=dict)
+    inputs: dict[str, dict[str, str]] = field(default_factory=dict)
     T: int = 1
     B: int = 1
     P: int = 1
     n_steps: int = 1
+
+    def inputs_of(self, net, name: str) -> dict[str, str]:
+        """Port -> producer of node ``name``: its graph inputs plus the ports replaying one of them."""
+        return self.inputs.get(name) or net.inputs_of(name)
 
     @property
     def n_processes(self) -> int:
@@ -166,6 +174,9 @@ def schedule_node(net, plan: Plan, name, op, inputs, mask, dtype, tag) -> None:
     use_mask = sched is None or getattr(sched, "use_padding_mask", True)
     written = mask if use_mask else np.ones_like(mask)
     offsets = kernel.offsets(R)
+    replays = getattr(kernel, "replays", dict)()  # port -> the port whose stream it replays (later)
+    if replays:
+        inputs = plan.inputs[name] = {**inputs, **{port: inputs[again] for port, again in replays.items()}}
     arrival = {}
     for port, src in inputs.items():
         hop = 0 if plan.group_of.get(src) == plan.group_of[name] else 1

@@ -7,7 +7,6 @@ import pytest
 
 import compiler
 from compiler.distill.maps import FeatureMaps, LayerMaps
-from compiler.errors import SimulationError
 from compiler.models import LlamaConfig, random_bert, random_llama
 from hardware_sim.golden import simulate
 from hardware_sim.lava import run_lava
@@ -53,16 +52,6 @@ def test_learned_circuit_on_lava_agrees_with_golden(name, window):
     assert any(key.endswith("soma_offset") for key in lava.probes) == (window > 0)
     for key, want in golden.probes.items():
         assert np.abs(lava.probes[key] - want).max() <= 1e-5 * max(np.abs(want).max(), 1), key
-
-
-def test_an_encoders_sliding_window_is_refused_in_one_line(clean):
-    graph = model("bert")
-    net = compiler.compile(graph, lowering="learned", feature_maps=random_maps(graph, 4, 3), max_tokens=8)
-    x = np.random.default_rng(2).standard_normal((1, 4, net.of_kind("input_encoder")[0].size))
-    with pytest.raises(SimulationError, match=r"layer0\.attn\.features' is an encoder's learned circuit with a "
-                       r"window of 3 keys around each query, which runs on the golden backend") as err:
-        run_lava(net, x, np.ones((1, 4), bool), precision="float32", timeout=60)
-    assert "\n" not in str(err.value)
 
 
 def test_windowed_circuit_in_fine_processes_equals_fused():
