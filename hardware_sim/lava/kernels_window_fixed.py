@@ -13,6 +13,8 @@ slot ``n mod W`` and the token it evicts is consolidated.
 - Astrocyte: calcium of the consolidations, ring responses and offset
   (:func:`~hardware_sim.golden.fixed_features.slot_response_step`), one normaliser
   (:func:`~hardware_sim.golden.fixed_window.hybrid_step`).  State ``calcium``, ``soma``, ``offset``.
+
+An encoder's window (the W keys nearest each query) has kernels of its own, :mod:`.kernels_band_fixed`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ from hardware_sim.golden.fixed_learned import hedgehog_step
 from hardware_sim.golden.fixed_registry import qexp
 from hardware_sim.golden.fixed_window import hybrid_params, hybrid_step, log_gain_step
 from hardware_sim.lava.kernels import split_features
+from hardware_sim.lava.kernels_band_fixed import (
+    FixedBandAstrocyteKernel,
+    FixedBandFeaturesKernel,
+    FixedBandHebbianKernel,
+)
 from hardware_sim.lava.kernels_fixed import FIXED_KERNELS, as_int
 from hardware_sim.lava.kernels_learned_fixed import (
     FixedLearnedAstrocyteKernel,
@@ -191,7 +198,7 @@ class FixedWindowAstrocyteKernel(FixedLearnedAstrocyteKernel):
 
 
 FIXED_KERNELS.update(
-    features=by_window(FIXED_KERNELS["features"], FixedWindowFeaturesKernel),
-    hebbian_synapses=by_window(FIXED_KERNELS["hebbian_synapses"], FixedWindowHebbianKernel),
-    astrocyte=by_window(FIXED_KERNELS["astrocyte"], FixedWindowAstrocyteKernel),
+    features=by_window(FIXED_KERNELS["features"], FixedWindowFeaturesKernel, FixedBandFeaturesKernel),
+    hebbian_synapses=by_window(FIXED_KERNELS["hebbian_synapses"], FixedWindowHebbianKernel, FixedBandHebbianKernel),
+    astrocyte=by_window(FIXED_KERNELS["astrocyte"], FixedWindowAstrocyteKernel, FixedBandAstrocyteKernel),
 )

@@ -1,19 +1,35 @@
 """An encoder's learned window (the W keys nearest each query) on Lava: the band kernels, fed by the
 schedule's replayed key and value streams, agree with the golden simulator in float32 (outputs and state
-probes; fused, block and fine processes) and leave nothing behind."""
+probes) and equal it bit for bit at loihi2 (outputs, probes, saturation counts), in fused, block and
+fine processes, and leave nothing behind."""
+
+import copy
 
 import numpy as np
 import pytest
 
 import compiler
 from compiler.distill.maps import FeatureMaps, LayerMaps
-from compiler.errors import SimulationError
 from compiler.models import random_bert
 from hardware_sim.golden import simulate
 from hardware_sim.lava import run_lava
 from hardware_sim.lava.schedule import make_plan
 
 pytestmark = pytest.mark.lava
+
+
+def squeeze(net):
+    """Exponents below calibration in the first circuit: logits, features, calcium, soma, weights and
+    read-out all saturate."""
+    net = copy.deepcopy(net)
+    cuts = {"features": {"q_logit_exp": 3, "k_logit_exp": 3, "exp": 1, "score_exp": 4},
+            "astrocyte": {"calcium_exp": 8, "soma_exp": 8, "exp": 2},
+            "hebbian_synapses": {"w_exp": 8, "exp": 8}}
+    for op in net.nodes():
+        if op.name.startswith("layer0.attn"):
+            for key, cut in cuts.get(op.kind, {}).items():
+                op.quant[key] -= cut
+    return net
 
 
 def random_maps(graph, features, window, seed=0):
@@ -80,10 +96,21 @@ def test_an_encoders_window_on_lava_float32_agrees_with_golden(window, granulari
         assert np.abs(lava.probes[key] - want).max() <= 1e-5 * max(np.abs(want).max(), 1), key
 
 
-def test_fixed_pt_refuses_an_encoders_window_in_one_line(clean):
-    net = compiled(3, "loihi2")
-    x, mask = inputs(net, B=1, T=4)
-    with pytest.raises(SimulationError, match=r"layer0\.attn\.features' is an encoder's learned circuit with a "
-                       r"window of keys around each query, which this kernel set does not run") as err:
-        run_lava(net, x, mask, precision="loihi2", timeout=60)
-    assert "\n" not in str(err.value)
+@pytest.mark.parametrize("window,forced,granularity", [(3, True, "fused"), (4, False, "block"), (17, False, "fine")])
+def test_an_encoders_window_on_lava_fixed_pt_is_bit_exact_with_golden_loihi2(window, forced, granularity, clean):
+    """Outputs, state probes and saturation counts (``forced``: exponents cut below calibration so that
+    the features, the calcium, the soma, the Hebbian weights and the read-out all saturate)."""
+    net = compiled(window, "loihi2")
+    if forced:
+        net = squeeze(net)
+    x, mask = inputs(net)
+    gold = simulate(net, x, mask, precision="loihi2", probes=("all",))
+    lava = run_lava(net, x, mask, precision="loihi2", probes=("all",), granularity=granularity, timeout=120)
+    assert {k.split("/")[1] for k in lava.probes} == {"calcium", "soma_sum", "soma_offset", "gain", "weights"}
+    if forced:
+        assert {"layer0.attn.features", "layer0.attn.astrocyte", "layer0.attn.hebbian"} <= set(gold.saturations)
+    for role, y in gold.outputs.items():
+        assert np.array_equal(lava.outputs[role], y), role
+    assert lava.saturations == gold.saturations
+    for key, value in lava.probes.items():
+        assert np.array_equal(value, gold.probes[key]), key
