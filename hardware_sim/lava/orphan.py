@@ -1,50 +1,47 @@
-"""The Lava worker outlives no parent: when the process that started it dies, it cleans up and ends.
+"""The Lava worker outlives no caller: when the process that started it dies, a reaper cleans up.
 
 The worker leads its own process group (so the caller can kill it with all Lava processes at once)
 and is therefore out of reach of the signals a terminal or a scheduler sends the caller.  If the
 caller is killed outright (SIGKILL, an out-of-memory kill) nobody would stop the group.  So the
-worker, right after it starts:
+worker, right after it starts and while it is still single-threaded, forks a **reaper**: a process
+in the worker's group that runs no Lava code and holds no lock the worker's threads could hold.  It
+waits on two process file descriptors (``pidfd_open``), the caller's and the worker's:
 
-- asks Linux for a parent-death signal (``prctl(PR_SET_PDEATHSIG, SIGTERM)``) and handles SIGTERM
-  by abandoning the run;
-- runs a watcher thread that polls ``getppid()`` (covers a parent that died before the ``prctl``,
-  and a main thread blocked where no Python signal handler runs).
+- the caller ends first: the reaper abandons the run (:func:`abandon`);
+- the worker ends first while the caller lives: the run ended (or the caller is cleaning up), and the
+  reaper exits without touching anything.
 
-Abandoning kills the rest of the worker's process group, unlinks every shared-memory segment its
-Lava runtime created (their names are logged in ``shm_log``, or still mapped), removes the run's
-temporary directory and kills the worker itself.
+Nothing of this depends on the worker's state: a worker blocked holding the interpreter lock, or
+deadlocked in Lava's runtime, is stopped and killed like any other member of its group.
+
+Abandoning stops every other member of the group, notes the segments each has mapped, kills them,
+then unlinks those segments and every one named in ``shm_log`` (the worker logs each segment Lava
+creates), removes the run's temporary directory, and finally kills the whole group, the reaper
+included.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
+import select
 import shutil
 import signal
-import threading
 import time
 
-PR_SET_PDEATHSIG = 1
-POLL_SECONDS = 0.2
-
-
-ABANDONING: list[bool] = []  # non-empty once the run is being abandoned: new segments are unlinked at once
-# (a plain list, not a lock-holding Event: abandon() may run in a signal handler that interrupted it)
+POLL_SECONDS = 0.2  # only where pidfd_open is missing (Linux < 5.3)
 
 
 def abandon(shm_log: str) -> None:
     """Kill the rest of the own process group, unlink every segment it or this process made, remove
     the run's temporary directory, then SIGKILL the group (this process included).
 
-    The order closes the races with processes still building the network: each other member is
-    stopped, its mapped segments noted, then killed, all before the log is read; a segment this
-    process's own threads make after the flag is set is unlinked by its maker
-    (:func:`hardware_sim.lava.runner.log_segments`).
+    Each other member is stopped before its mappings are read and killed after, so no member makes a
+    segment between the scan and its death; the loop repeats until no other member is left (a member
+    forked while the others were being stopped is caught on the next pass).
     """
     from hardware_sim.lava.runner import group_members, mapped_segments, unlink_segments
 
-    ABANDONING.append(True)
     me, group = os.getpid(), os.getpgrp()
     try:
         mapped: set[str] = set()
@@ -68,25 +65,64 @@ def signal_each(pids, sig: int) -> None:
             os.kill(pid, sig)
 
 
-def set_parent_death_signal(sig: int = signal.SIGTERM) -> bool:
-    """Ask the kernel to send ``sig`` to this process when its parent thread exits (Linux only)."""
+def start_reaper(parent: int, shm_log: str) -> None:
+    """Fork the reaper that abandons the run when ``parent`` (the caller) ends (module docstring).
+
+    Call it first thing in the worker, before any thread starts; it returns in the worker only.
+    """
+    worker = os.getpid()
+    if os.fork() == 0:
+        try:
+            reap(parent, worker, shm_log)
+        finally:
+            os._exit(0)
+
+
+def reap(parent: int, worker: int, shm_log: str) -> None:
+    """The reaper's life: wait until the caller or the worker ends; abandon the run if the caller did."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    detach_descriptors()  # the worker's pipes reach EOF when the worker ends, not when the reaper does
+    caller_fd, worker_fd = open_pidfd(parent), open_pidfd(worker)
+    if caller_fd is None or worker_fd is None:
+        poll_until_one_ends(parent, worker)
+    elif parent_of(worker) == parent:  # both alive now: the descriptors name the right processes
+        select.select([caller_fd, worker_fd], [], [])
+    if not caller_alive(parent, caller_fd):
+        abandon(shm_log)
+
+
+def detach_descriptors() -> None:
+    """Close every inherited descriptor but 0-2, and point those at /dev/null."""
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def open_pidfd(pid: int) -> int | None:
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
-def watch_parent(parent: int, shm_log: str) -> None:
-    """Abandon the run when this process's parent is no longer ``parent`` (see module docstring)."""
-    signal.signal(signal.SIGTERM, lambda signum, frame: abandon(shm_log))
-    set_parent_death_signal(signal.SIGTERM)
+def parent_of(pid: int) -> int | None:
+    """``pid``'s parent from /proc, or None once ``pid`` has ended."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[1])
 
-    def poll() -> None:
-        while os.getppid() == parent:
-            time.sleep(POLL_SECONDS)
-        abandon(shm_log)
 
-    if os.getppid() != parent:
-        abandon(shm_log)
-    threading.Thread(target=poll, name="tripartite-parent-watch", daemon=True).start()
+def caller_alive(parent: int, caller_fd: int | None) -> bool:
+    if caller_fd is not None:
+        return not select.select([caller_fd], [], [], 0)[0]
+    return parent_of(parent) is not None
+
+
+def poll_until_one_ends(parent: int, worker: int) -> None:
+    while parent_of(worker) == parent:
+        time.sleep(POLL_SECONDS)

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from compiler.errors import InputError, SimulationError
-from hardware_sim.lava.orphan import watch_parent
+from hardware_sim.lava.orphan import start_reaper
 from hardware_sim.lava.runner import log_segments, preload_lava, shut_down, single_threaded_blas
 
 RULE = "2 * x0 * x1 * y1"
@@ -226,7 +226,7 @@ def worker_main(sender, fn, args, shm_log) -> None:
     parent = os.getppid()
     os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    watch_parent(parent, shm_log)
+    start_reaper(parent, shm_log)
     code = 0
     try:
         mp.set_start_method("fork", force=True)

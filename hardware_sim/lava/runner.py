@@ -11,8 +11,11 @@ process and no ``/dev/shm/psm_*`` segment outlives the call.
 from __future__ import annotations
 
 import contextlib
+import glob
+import hashlib
 import multiprocessing as mp
 import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -27,7 +30,7 @@ from compiler.errors import InputError, SimulationError
 from hardware_sim.fixed_point import SaturationCounter
 from hardware_sim.inputs import check_token_inputs
 from hardware_sim.lava.host_fixed import decode_outputs, encode_inputs
-from hardware_sim.lava.orphan import ABANDONING, watch_parent
+from hardware_sim.lava.orphan import start_reaper
 from hardware_sim.lava.probes import attach_monitors, probe_kinds, read_monitors, slice_records, wanted
 from hardware_sim.lava.schedule import make_plan
 
@@ -253,8 +256,16 @@ def mapped_segments(pids) -> set[str]:
     return names
 
 
+def segment_prefix(shm_log: str) -> str:
+    """The name prefix of every ``/dev/shm`` segment of the run whose log is ``shm_log``:
+    ``psm_`` (Python's own) and ten hex digits of the log's path, unique among live runs."""
+    return "psm_" + hashlib.sha1(shm_log.encode()).hexdigest()[:10] + "_"
+
+
 def unlink_segments(shm_log: str, extra=()) -> None:
-    names = set(extra)
+    """Unlink the segments named in ``extra``, in ``shm_log``, and every one carrying the run's prefix
+    (those made by a process stopped before it could log or map them)."""
+    names = set(extra) | {os.path.basename(p) for p in glob.glob(f"/dev/shm/{segment_prefix(shm_log)}*")}
     if os.path.exists(shm_log):
         with open(shm_log) as fh:
             names |= {line.strip() for line in fh if line.strip()}
@@ -266,18 +277,20 @@ def unlink_segments(shm_log: str, extra=()) -> None:
 
 
 def log_segments(shm_log: str) -> None:
-    """Record the name of every shared-memory segment Lava creates in this process."""
+    """Name every shared-memory segment this process (and the processes it forks) creates with the
+    run's prefix (:func:`segment_prefix`), and record the name of each one Lava creates in this process."""
+    from multiprocessing import shared_memory
+
     from lava.magma.runtime.message_infrastructure import shared_memory_manager as smm
 
+    prefix = "/" + segment_prefix(shm_log)
+    shared_memory._make_filename = lambda: prefix + secrets.token_hex(4)
     original = smm.SharedMemoryManager.create_shared_memory
 
     def create(self, size):
         handle = original(self, size)
         with open(shm_log, "a") as fh:
             fh.write(handle.name + "\n")
-        if ABANDONING:  # made after abandon() read the log: its maker unlinks it
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"/dev/shm/{handle.name.lstrip('/')}")
         return handle
 
     smm.SharedMemoryManager.create_shared_memory = create
@@ -288,7 +301,7 @@ def worker_main(sender, net, plan, x, tag, error_file, shm_log, fused, report_pr
     parent = os.getppid()
     os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    watch_parent(parent, shm_log)  # a killed caller leaves nothing running (hardware_sim/lava/orphan.py)
+    start_reaper(parent, shm_log)  # a killed caller leaves nothing running (hardware_sim/lava/orphan.py)
     code = 0
     lnet = None
     try:

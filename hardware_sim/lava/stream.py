@@ -31,7 +31,7 @@ import numpy as np
 from compiler.errors import InputError, SimulationError
 from hardware_sim.fixed_point import SaturationCounter
 from hardware_sim.lava.host_fixed import decode_outputs, encode_inputs
-from hardware_sim.lava.orphan import watch_parent
+from hardware_sim.lava.orphan import start_reaper
 from hardware_sim.lava.runner import (
     LAVA_MP,
     PRECISIONS,
@@ -153,7 +153,7 @@ def stream_worker(conn, net, plan, tag, error_file, shm_log) -> None:
     parent = os.getppid()
     os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    watch_parent(parent, shm_log)  # a killed caller leaves nothing running
+    start_reaper(parent, shm_log)  # a killed caller leaves nothing running
     try:
         if LAVA_MP in sys.modules:
             mp.set_start_method("fork", force=True)
