@@ -7,7 +7,8 @@ Layout (``<kind group>`` per node kind, see :data:`KIND_GROUPS`)::
     /placement                attrs chip, cores, chips, traffic; nodes/{node,core,start,stop};
                               cores/{core,chip,neurons,bytes,axons}
     /<kind group>/<node>      attrs kind, name, index, arrays, every scalar field (dicts as <f>.json),
-                              views (netlist_views); datasets: the node's arrays (+ views)
+                              views (netlist_views), window_kind (window_kind); datasets: the node's
+                              arrays (+ views)
     /wiring                   source, target, port: one row per edge (string datasets)
     /encoder                  attrs position_offset, pad_token_id, patch_size, special.json, arrays;
                               datasets: embedding tables, tokenizer_json (scalar string)
@@ -30,6 +31,8 @@ from compiler.errors import GraphError, SerializationError
 from compiler.exporters import hdf5_io as io
 from compiler.exporters.netlist_tables import read_placement, read_wiring, write_placement, write_wiring
 from compiler.exporters.netlist_views import VIEW_ATTRS, VIEW_DATASETS, check_views, node_views
+from compiler.exporters.window_kind import ATTR as WINDOW_KIND
+from compiler.exporters.window_kind import check_window_kinds, window_kinds
 from compiler.process import PROCESS_KINDS, ProcessGraph
 
 FORMAT = "tripartite-netlist"
@@ -73,21 +76,23 @@ def write_netlist(net: ProcessGraph, path: str | Path) -> Path:
         io.write_attrs(f.create_group("meta"), meta)
         if placement is not None:
             write_placement(f.create_group("placement"), placement)
+        kinds = window_kinds(net)
         for index, name in enumerate(net.g.nodes):
-            write_node(f, net.node(name), index, net.meta)
+            write_node(f, net.node(name), index, net.meta, {WINDOW_KIND: kinds[name]} if name in kinds else {})
         write_wiring(f.create_group("wiring"), [(s, t, d["port"]) for s, t, d in net.g.edges(data=True)])
         if net.encoder is not None:
             write_encoder(f.create_group("encoder"), net.encoder)
     return Path(path)
 
 
-def write_node(f, op, index: int, meta: dict[str, Any]) -> None:
+def write_node(f, op, index: int, meta: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+    """One node group; ``extra``: attributes describing the node in its network (the window kind)."""
     record, arrays = op.to_record()
     scalars = {k: v for k, v in record.items() if k not in ("kind", "name") and not _is_array_field(op, k)}
     views, view_arrays = node_views(op, meta)
     group = f.require_group(group_of(op.kind)).create_group(key_of(op.name))
     io.write_attrs(group, {"kind": op.kind, "name": op.name, "index": index, "arrays": sorted(arrays),
-                           **scalars, **views})
+                           **scalars, **views, **(extra or {})})
     for key, value in {**arrays, **view_arrays}.items():
         group.create_dataset(key, data=value)
 
@@ -131,7 +136,8 @@ def read_netlist(path: str | Path, validate: bool = True) -> ProcessGraph:
         if "placement" in f:
             meta["placement"] = read_placement(f["placement"], path)
         graph = ProcessGraph(name=root["name"], meta=meta)
-        nodes = [read_node(f[g][key], path, meta) for g in f if g not in RESERVED_GROUPS for key in f[g]]
+        recorded: dict[str, Any] = {}
+        nodes = [read_node(f[g][key], path, meta, recorded) for g in f if g not in RESERVED_GROUPS for key in f[g]]
         indices = [index for index, _ in nodes]
         names = Counter(op.name for _, op in nodes)
         if len(names) != len(nodes):
@@ -145,6 +151,7 @@ def read_netlist(path: str | Path, validate: bool = True) -> ProcessGraph:
         for source, target, port in read_wiring(f["wiring"], path):
             _guard(path, "/wiring", lambda s=source, t=target, p=port: graph.connect(s, t, p))
         graph.encoder = read_encoder(f["encoder"], path) if "encoder" in f else None
+    check_window_kinds(graph, recorded, str(path))
     if validate:
         _guard(path, "the network", graph.validate)
         check_encoder(graph, f"{path}: /encoder")
@@ -189,8 +196,9 @@ def _guard(path: Path, where: str, action):
         raise SerializationError(f"{path}: {where}: {exc}") from None
 
 
-def read_node(group, path: Path, meta: dict[str, Any]):
-    """(index, node) from one node group, with every attribute and dataset checked."""
+def read_node(group, path: Path, meta: dict[str, Any], recorded: dict[str, Any] | None = None):
+    """(index, node) from one node group, with every attribute and dataset checked; a recorded window
+    kind goes to ``recorded`` (node name -> kind), checked once the network is whole."""
     where = f"{path}: {group.name}"
     attrs = io.read_attrs(group, where)
     for key in NODE_ATTRS:
@@ -203,6 +211,8 @@ def read_node(group, path: Path, meta: dict[str, Any]):
     if not isinstance(index, int) or not isinstance(listed, list) or not set(listed) <= _array_fields(cls):
         raise SerializationError(f"{where}: attributes 'index' (an integer) or 'arrays' (array field names) corrupt")
     views = {k: attrs.pop(k) for k in VIEW_ATTRS if k in attrs}
+    if WINDOW_KIND in attrs and recorded is not None:
+        recorded[name] = attrs.pop(WINDOW_KIND)
     record = {"kind": kind, "name": name, **check_fields(cls, attrs, where)}
     arrays, view_arrays = read_arrays(group, set(listed), path)
     record.update({f: ("@array" if f in listed else None) for f in _array_fields(cls)})

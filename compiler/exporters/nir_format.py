@@ -32,6 +32,7 @@ from compiler.errors import GraphError, SerializationError
 from compiler.exporters import hdf5_io as io
 from compiler.exporters import nir_nodes as nn
 from compiler.exporters.netlist import check_encoder, key_of
+from compiler.exporters.window_kind import check_window_kinds, window_kinds
 from compiler.process import PROCESS_KINDS, ProcessGraph
 
 FORMAT, VERSION = "tripartite-nir", 1
@@ -47,6 +48,7 @@ def build_nir(net: ProcessGraph):
     nodes: dict[str, Any] = {}
     edges: list[tuple[str, str]] = []
     schedules = {}
+    kinds = window_kinds(net)
     for name in net.g.nodes:
         op, inputs = net.node(name), net.inputs_of(name)
         if op.kind == "schedule":
@@ -54,6 +56,8 @@ def build_nir(net: ProcessGraph):
             continue
         key = key_of(name)
         nodes[key] = nn.to_nir(op, inputs)
+        if name in kinds:
+            nodes[key].metadata[nn.WINDOW] = kinds[name]
         repeated = len(set(inputs.values())) < len(inputs)
         layout = {p: (o, s) for p, o, s in nn.port_layout(op)}
         for port, source in inputs.items():
@@ -142,13 +146,15 @@ def read_nir(path: str | Path) -> ProcessGraph:
         raise SerializationError(f"{path}: tripartite NIR version {version!r} is not one this tripartite reads "
                                  f"(1..{VERSION}); upgrade tripartite")
     net = ProcessGraph(name=_text(meta, ROOT["name"], path), meta=_json(meta, ROOT["meta"], path, dict))
-    ops, wiring = {}, {}
+    ops, wiring, recorded = {}, {}, {}
     for key, node in graph.nodes.items():
         node_meta = node.metadata or {}
         if nn.ADAPTER_PORT in node_meta:
             continue
         op, inputs = rebuild(key, node, node_meta, path)
         ops[op.name], wiring[op.name] = op, inputs
+        if nn.WINDOW in node_meta:
+            recorded[op.name] = io.to_python(node_meta[nn.WINDOW], f"{path}: NIR node {key!r} {nn.WINDOW}")
     for name, attrs in _json(meta, ROOT["schedules"], path, dict).items():
         ops[name] = _node(PROCESS_KINDS.lookup("schedule", str(path)), attrs, {}, f"{path}: schedule {name!r}")
     order = _json(meta, ROOT["order"], path, list)
@@ -162,6 +168,7 @@ def read_nir(path: str | Path) -> ProcessGraph:
     if ROOT["encoder"] in meta:
         net.encoder = rebuild_encoder(meta[ROOT["encoder"]], path)
     _guard(path, net.validate)
+    check_window_kinds(net, recorded, str(path))
     check_encoder(net, f"{path}: metadata {ROOT['encoder']}")
     check_structure(net, graph, path)
     return net

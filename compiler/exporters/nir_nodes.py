@@ -16,7 +16,9 @@ every parameter.  A reader that does not implement the kind must refuse the node
 
 Every node's metadata holds ``tripartite.kind``, ``tripartite.attributes`` (JSON: the node's
 scalar fields, ``"@array"``/``null`` for its array fields) and ``tripartite.inputs`` (JSON: port
--> source node); dialect nodes add ``tripartite.arrays`` (field -> array).
+-> source node); dialect nodes add ``tripartite.arrays`` (field -> array), and the feature populations
+of learned circuits with a window ``tripartite.window_kind`` (``ring`` or ``band``,
+:mod:`compiler.exporters.window_kind`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from compiler.exporters.window_kind import ATTR as WINDOW_KIND
+
 KIND, ATTRS, INPUTS, ARRAYS, PORTS = (f"tripartite.{k}" for k in ("kind", "attributes", "inputs", "arrays", "ports"))
+WINDOW = f"tripartite.{WINDOW_KIND}"  # a learned window's kind (compiler.exporters.window_kind)
 ADAPTER_PORT, ADAPTER_TARGET, ADAPTER_OFFSET = "tripartite.port", "tripartite.target", "tripartite.offset"
 # kinds whose ports are separate signals (concatenated into the dialect node's input by adapters)
 CONCATENATING = {"features", "hebbian_synapses", "astrocyte"}
