@@ -222,6 +222,7 @@ def lava_schedule(net, tokens: int | None) -> dict:
         out[f"lava_{granularity}_processes"] = steps["processes"]
         out[f"lava_{granularity}_steps"] = steps["total"]
         out[f"lava_{granularity}_steps_per_token"] = steps["per_token"]
+        out[f"lava_{granularity}_delay_values"] = steps["delay_values"]
     return out
 
 

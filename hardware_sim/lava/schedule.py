@@ -191,7 +191,8 @@ def schedule_node(net, plan: Plan, name, op, inputs, mask, dtype, tag) -> None:
 def lava_steps(net, tokens: int, batch: int = 1, granularity: str = "fused") -> dict:
     """Lava time steps of a run: ``total`` steps for ``batch`` sequences of ``tokens`` tokens,
     ``period`` (steps between sequences), ``latency`` (steps from the first token in to the first
-    output out), ``per_token`` (total / (batch tokens)) and ``processes`` (Lava processes)."""
+    output out), ``per_token`` (total / (batch tokens)), ``processes`` (Lava processes) and
+    ``delay_values`` (:func:`delay_values`)."""
     plan = make_plan(net, tokens, batch, granularity=granularity)
     latency = max(arrival for _, arrival in plan.decoders.values()) - 1
     return {
@@ -200,4 +201,19 @@ def lava_steps(net, tokens: int, batch: int = 1, granularity: str = "fused") -> 
         "latency": latency,
         "per_token": plan.n_steps / (tokens * batch),
         "processes": plan.n_processes,
+        "delay_values": delay_values(net, plan),
     }
+
+
+def delay_values(net, plan: Plan) -> int:
+    """Values the delay lines hold at once: each port's delay times the width of its stream (the queries
+    of a bidirectional circuit wait ``T`` steps, an encoder window's replayed keys and values
+    ``max(0, T - a)``, residual paths their hops)."""
+    total = 0
+    for name, delays in plan.delays.items():
+        sources = plan.inputs_of(net, name)
+        for port, delay in delays.items():
+            src = sources[port]
+            width = plan.kernels[src].out_width() if src in plan.kernels else net.node(src).out_size()
+            total += delay * width
+    return total

@@ -140,7 +140,7 @@ def test_one_step_plans_and_batches(nets):
     steps = lava_steps(net, 1)  # one sequence of one token by default, fused
     plan = make_plan(net, 1, 1)
     assert steps == {"total": plan.n_steps, "period": 1, "latency": plan.n_steps - 1, "per_token": plan.n_steps,
-                     "processes": 2 + len(net.of_kind("output_decoder"))}
+                     "processes": 2 + len(net.of_kind("output_decoder")), "delay_values": 0}
     four = lava_steps(net, 3, 4, "fine")
     assert four["per_token"] == pytest.approx(four["total"] / 12)
     assert four["total"] == lava_steps(net, 3, 1, "fine")["total"] + 3 * 3
