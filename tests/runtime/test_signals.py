@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from compiler.api import compile as compile_model
-from compiler.models import random_bert
+from compiler.models import LlamaConfig, random_bert, random_llama
 
 pytestmark = pytest.mark.lava
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +36,8 @@ def files(tmp_path_factory, tokenized):
     (root / "texts.txt").write_text("\n".join([TEXT] * 8) + "\n")
     (root / "many.txt").write_text("\n".join([TEXT] * 64) + "\n")  # sixteen shards of 4
     (root / "long.txt").write_text("\n".join([TEXT] * 256) + "\n")  # 40 s on Lava fused, more on fine
+    llama = tokenized(random_llama(LlamaConfig(vocab_size=31, num_hidden_layers=1, max_position_embeddings=512), seed=4))
+    compile_model(llama, max_tokens=400).save(root / "llama.tpn")
     (root / "four.txt").write_text("\n".join(TEXT.split()[i:] and " ".join(TEXT.split()[i:]) for i in range(4)) + "\n")
     return root
 
@@ -158,6 +160,18 @@ def test_killed_parent_leaves_no_lava_worker(files, tmp_path, granularity):
     segments = wait_for_lava(proc, tag)
     proc.kill()
     finish(proc, 30)
+    assert_nothing_left(tag, segments, seconds=10)
+
+
+def test_killed_parent_leaves_no_lava_session(files, tmp_path):
+    """A generation on Lava keeps one session up for the whole text (hardware_sim/lava/stream.py)."""
+    tag = uuid.uuid4().hex
+    proc = start(tag, "generate", files / "llama.tpn", "--text", "a b c", "--backend", "lava",
+                 "--max-new-tokens", "390", "--min-new-tokens", "390", "-o", tmp_path / "gen.npz")
+    segments = wait_for_lava(proc, tag)
+    proc.kill()
+    finish(proc, 30)
+    assert proc.returncode == -signal.SIGKILL  # it was still generating
     assert_nothing_left(tag, segments, seconds=10)
 
 
