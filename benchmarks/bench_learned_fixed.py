@@ -7,7 +7,7 @@ sentence embeddings against the float exact model, for float and loihi2, and bet
 the saturations counted.  The exact circuit at loihi2 is the reference for what the precision costs.
 Writes benchmarks/results/learned_fixed.json.
 
-    python benchmarks/bench_learned_fixed.py [--texts 20]
+    python benchmarks/bench_learned_fixed.py [--texts 20] [--maps A.npz,B.npz] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--texts", type=int, default=20)
     ap.add_argument("--maps", default="", help="comma-separated map files (default: the MiniLM ones in learned_maps/)")
+    ap.add_argument("--out", default=str(RESULTS / "learned_fixed.json"), help="the JSON file to write")
     args = ap.parse_args()
     graph = load_source(str(minilm_dir()))
     batch = held_out(graph, args.texts)
@@ -87,7 +88,7 @@ def main() -> None:
         cells = [r.get(k) for k in ("float_vs_float_exact", "loihi2_vs_float_exact", "loihi2_vs_float_learned")]
         text = [f"{c['mean']:.4f}/{c['min']:.4f}" if c else "-" for c in cells]
         print(f"{r['circuit']:<34} {text[0]:>16} {text[1]:>16} {text[2]:>16} {r['saturations']}")
-    out = RESULTS / "learned_fixed.json"
+    out = Path(args.out)
     out.write_text(json.dumps({"texts": len(batch.mask), "tokens": [int(batch.mask.sum(1).min()),
                                                                       int(batch.mask.sum(1).max())],
                                "rows": rows}, indent=2) + "\n", encoding="utf-8")

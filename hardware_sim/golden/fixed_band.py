@@ -73,18 +73,22 @@ def band_features(op, schedule, w, kp, key: Fx, query: Fx, fq, run, features_cls
 
 
 def band_readout(op, v, feats, v_exp: int, w_exp: int, u_exp: int, scale, counter) -> np.ndarray:
-    """``u_i = H_i f(q_i)`` (B, H, T, dv): each read's weights without its band's share (module docstring).
+    """``u_i = H_i f(q_i)`` (B, H, T, dv): each read's weights without its band's share (module docstring),
+    one sequence at a time (the weights of every read are (G, T, dv, m) integers).
 
     v (B, G, T, dv) values at ``v_exp``; ``feats.write`` (B, G, T, m) at ``feats.exp``."""
-    terms = v[..., :, None] * feats.write[..., None, :]  # w_j v_j f(k_j)^T, exact (B, G, T, dv, m)
-    total = terms.sum(axis=2, keepdims=True)
-    weights = saturate(shift(total - band_sums(terms, feats.op.window), v_exp + feats.exp - w_exp), STATE_BITS,
-                       counter, op.name)
-    weights = scale_q22(weights, None if scale is None else scale[:, :, None], counter, op.name)
     B, H, T, m = feats.read.shape
     G = op.n_kv_heads
     fq = feats.read.reshape(B, G, H // G, T, m).transpose(0, 1, 3, 2, 4)  # (B, G, T, r, m)
-    u = hebbian_read_step(weights, fq, feats.exp, w_exp, u_exp, counter, op.name)  # (B, G, T, r, dv)
+    u = np.empty((B, G, T, H // G, v.shape[-1]), dtype=np.int64)
+    for b in range(B):
+        terms = v[b : b + 1, ..., :, None] * feats.write[b : b + 1, ..., None, :]  # w_j v_j f(k_j)^T, exact
+        total = terms.sum(axis=2, keepdims=True)
+        weights = saturate(shift(total - band_sums(terms, feats.op.window), v_exp + feats.exp - w_exp), STATE_BITS,
+                           counter, op.name)
+        scaled = None if scale is None else scale[min(b, scale.shape[0] - 1) :][:1, :, None]
+        weights = scale_q22(weights, scaled, counter, op.name)
+        u[b : b + 1] = hebbian_read_step(weights, fq[b : b + 1], feats.exp, w_exp, u_exp, counter, op.name)
     return u.transpose(0, 1, 3, 2, 4).reshape(B, H, T, -1)
 
 
