@@ -43,7 +43,8 @@ TESTS = ["tests/hardware_sim/test_fixed_point.py", "tests/hardware_sim/test_fixe
          "tests/hardware_sim/test_mutation_schedule.py", "tests/hardware_sim/test_mutation_golden.py",
          "tests/hardware_sim/test_fixed_fast_paths.py", "tests/hardware_sim/test_mutation_learned.py",
          "tests/hardware_sim/test_mutation_golden_runs.py", "tests/hardware_sim/test_mutation_schedule_plan.py",
-         "tests/hardware_sim/test_mutation_fixed_point_edges.py"]
+         "tests/hardware_sim/test_mutation_fixed_point_edges.py", "tests/hardware_sim/test_band_fixed.py",
+         "tests/hardware_sim/test_band_counts.py"]
 SLOW = ["tests/hardware_sim/test_golden_loihi2.py::test_minilm_fidelity_200_sentences",
         # these draw their data from their module's random generator after whichever tests ran before them,
         # so their "some values saturate" checks depend on the subset of tests mutmut runs
