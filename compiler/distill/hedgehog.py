@@ -55,13 +55,16 @@ def visibility(mask: np.ndarray, causal: bool) -> np.ndarray:
     return vis
 
 
-def window_slots(vis: np.ndarray, window: int, causal: bool) -> np.ndarray:
+def window_slots(vis: np.ndarray, window: int, causal: bool, sinks: bool = False) -> np.ndarray:
     """(B, 1, T, T): the exact slots of a window of ``window`` W, the W keys nearest each query.
 
     Causal: the W most recent visible keys (a ring of the last W writes).  Bidirectional: the visible
     keys at offsets ``-floor(W/2) <= j - i <= floor((W-1)/2)`` from the query (``|i - j| <= r`` for
-    ``W = 2r + 1``), a band that slides with the query.
+    ``W = 2r + 1``), a band that slides with the query.  ``sinks``: besides, the first and the last
+    visible key of each query (:func:`sink_slots`; an encoder's [CLS] and [SEP]) are exact slots too.
     """
+    if sinks:
+        return window_slots(vis, window, causal) | sink_slots(vis)
     if window <= 0:
         return np.zeros_like(vis)
     if not causal:
@@ -70,6 +73,17 @@ def window_slots(vis: np.ndarray, window: int, causal: bool) -> np.ndarray:
         return vis & ((offset >= -(window // 2)) & (offset <= (window - 1) // 2))[None, None]
     later = np.cumsum(vis[..., ::-1], axis=-1)[..., ::-1]  # visible keys at or after j
     return vis & (later <= window)
+
+
+def sink_slots(vis: np.ndarray) -> np.ndarray:
+    """(B, 1, T, T): the first and the last visible key of each query ("attention sinks"): in an
+    encoder the text's first token ([CLS]) and its last real token ([SEP]); causal, the first token and
+    the query itself.  Rows without any visible key hold none."""
+    T = vis.shape[-1]
+    first = vis.argmax(-1)[..., None]
+    last = T - 1 - vis[..., ::-1].argmax(-1)[..., None]
+    j = np.arange(T)
+    return vis & ((j == first) | (j == last))
 
 
 def expand(x: np.ndarray, H: int) -> np.ndarray:

@@ -82,9 +82,9 @@ def learned_attention(torch):
         fk = hedgehog_t(torch, k, p["k_weight"].repeat_interleave(H // G, 0), p["k_bias"].repeat_interleave(H // G, 0))
         K = fq @ fk.transpose(-1, -2)
         vis = attention_visibility(op, ctx.mask)
-        win = torch.as_tensor(window_slots(vis, ctx.window, op.causal))
+        win = torch.as_tensor(window_slots(vis, ctx.window, op.causal, ctx.sinks))
         vis = torch.as_tensor(vis)
-        if ctx.window:
+        if ctx.window or ctx.sinks:
             lg = (q @ k.transpose(-1, -2)) * op.scale
             s = torch.where(win, lg, -torch.inf).amax(-1, keepdim=True).detach()
             s = torch.where(torch.isfinite(s), s, torch.zeros_like(s))
@@ -102,10 +102,12 @@ def learned_attention(torch):
 
 class Context:
     """What the torch forward needs besides the inputs: the padding mask, the maps as tensors, the window
-    and the dtype of the model's constants (float64 reproduces numpy; float32 is about twice as fast)."""
+    and the dtype of the model's constants (float64 reproduces numpy; float32 is about twice as fast);
+    ``sinks``: each query's first and last visible keys are exact slots too (``window_slots``)."""
 
-    def __init__(self, torch, mask, params, window, dtype=np.float64):
+    def __init__(self, torch, mask, params, window, dtype=np.float64, sinks=False):
         self.torch, self.mask, self.params, self.window, self.dtype = torch, mask, params, window, dtype
+        self.sinks = sinks
         self.cache = {}
 
     def const(self, array):
@@ -155,13 +157,15 @@ def chunked(x, mask, size: int):
 
 
 def joint_tune(graph, x, mask, maps: FeatureMaps, steps: int, lr: float = 3e-3, seed: int = 0,
-               progress=None, chunk: int = 4, dtype=np.float64, stochastic: bool = False) -> FeatureMaps:
+               progress=None, chunk: int = 4, dtype=np.float64, stochastic: bool = False,
+               sinks: bool = False) -> FeatureMaps:
     """Adam on every map of ``maps`` against the float model's outputs on ``x``/``mask``; the
     gradient of the mean chunk loss is accumulated over chunks of ``chunk`` texts (``stochastic``: each
     step takes one chunk, in a seeded order that visits every chunk once per pass).  The learning rate
     falls on a half cosine from ``lr`` to ``lr / 10``.  ``dtype`` float32 halves the time (the
-    reference outputs are computed in float64 either way).  ``progress(name, step, steps)`` after each
-    step; the losses are kept in ``report["joint"]["history"]``."""
+    reference outputs are computed in float64 either way).  ``sinks``: the circuit's exact slots include
+    each query's first and last visible keys (:func:`compiler.distill.hedgehog.sink_slots`).
+    ``progress(name, step, steps)`` after each step; the losses are kept in ``report["joint"]["history"]``."""
     try:
         import torch
     except ImportError:
@@ -177,7 +181,7 @@ def joint_tune(graph, x, mask, maps: FeatureMaps, steps: int, lr: float = 3e-3, 
         chunks.append((cx.astype(dtype), cm, {role: torch.as_tensor(reference[role], dtype=tdtype)
                                               for role in graph.output_nodes()},
                        torch.as_tensor(cm, dtype=tdtype)))
-    params = {name: {k: torch.tensor(v, dtype=tdtype, requires_grad=k != "log_gain" or maps.window > 0)
+    params = {name: {k: torch.tensor(v, dtype=tdtype, requires_grad=k != "log_gain" or maps.window > 0 or sinks)
                      for k, v in layer.as_dict().items()} for name, layer in maps.layers.items()}
     leaves = [t for p in params.values() for t in p.values() if t.requires_grad]
     opt = torch.optim.Adam(leaves, lr=lr)
@@ -192,7 +196,7 @@ def joint_tune(graph, x, mask, maps: FeatureMaps, steps: int, lr: float = 3e-3, 
         opt.zero_grad()
         total = 0.0
         for cx, cm, ref, mask_t in batch:
-            ctx = Context(torch, cm, params, maps.window, dtype)
+            ctx = Context(torch, cm, params, maps.window, dtype, sinks)
             loss = loss_fn(torch, forward(torch, graph, cx, ctx), ref, mask_t)
             (loss / len(batch)).backward()
             total += float(loss.detach()) / len(batch)
