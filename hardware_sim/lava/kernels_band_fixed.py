@@ -24,14 +24,15 @@ from hardware_sim.fixed_point import INT, STATE_BITS, SaturationCounter, exact_p
 from hardware_sim.golden.fixed_circuit import hebbian_read_step
 from hardware_sim.golden.fixed_features import score_params, score_step, slot_response_step
 from hardware_sim.golden.fixed_learned import hedgehog_step
-from hardware_sim.golden.fixed_registry import qexp
-from hardware_sim.golden.fixed_window import hybrid_params, hybrid_step, log_gain_step
+from hardware_sim.golden.fixed_window import hybrid_step
 from hardware_sim.lava.kernels_band import BandPorts, band_of, split_band
-from hardware_sim.lava.kernels_fixed import as_int
-from hardware_sim.lava.kernels_learned_fixed import (
-    FixedLearnedAstrocyteKernel,
-    FixedLearnedFeaturesKernel,
-    FixedLearnedHebbianKernel,
+from hardware_sim.lava.kernels_fixed import FIXED_KERNELS, as_int
+from hardware_sim.lava.kernels_learned_fixed import FixedLearnedFeaturesKernel, FixedLearnedHebbianKernel
+from hardware_sim.lava.kernels_window import by_window
+from hardware_sim.lava.kernels_window_fixed import (
+    FixedWindowAstrocyteKernel,
+    FixedWindowFeaturesKernel,
+    FixedWindowHebbianKernel,
 )
 
 
@@ -135,31 +136,13 @@ class FixedBandHebbianKernel(BandPorts, FixedLearnedHebbianKernel):
         return np.concatenate([u, v.reshape(-1)])
 
 
-class FixedBandAstrocyteKernel(BandPorts, FixedLearnedAstrocyteKernel):
-    """Astrocyte of an encoder's window in integers: one normaliser over the band and the rest of the memory."""
-
-    has_offset = True
+class FixedBandAstrocyteKernel(BandPorts, FixedWindowAstrocyteKernel):
+    """Astrocyte of an encoder's window in integers: one normaliser over the band and the rest of the memory
+    (states, exponents and counted names those of the ring's astrocyte)."""
 
     def __init__(self, op, net, dtype):
         super().__init__(op, net, dtype)
-        self.window = self.feats.window
         band_of(self, self.window)
-        G = self.syn.n_kv_heads
-        self.group = op.n_heads // G
-        self.values = np.zeros((G, self.window, op.v_head_dim), dtype=INT)
-        self.params = hybrid_params(op, self.feats, self.syn, qexp(net.node(net.inputs_of(self.syn.name)["teacher"])))
-        self.log_gain = log_gain_step(self.feats, self.params.s_exp, self.counter, self.name)
-
-    def count_names(self):
-        return (self.name, self.feats.name)
-
-    def state_shapes(self):
-        H = self.op.n_heads
-        return {"calcium": (H, self.op.m), "soma": (H,), "offset": (H,)}
-
-    def state_exps(self):
-        p = self.params
-        return {"calcium": p.c_exp, "soma": p.z_exp, "offset": p.s_exp}
 
     def step(self, s, inputs):
         op, clock, p = self.op, self.clock, self.params
@@ -190,3 +173,10 @@ class FixedBandAstrocyteKernel(BandPorts, FixedLearnedAstrocyteKernel):
         self.state["soma"][:] = z
         self.state["offset"][:] = offset
         return y.reshape(-1)
+
+
+FIXED_KERNELS.update(
+    features=by_window(FIXED_KERNELS["features"], FixedWindowFeaturesKernel, FixedBandFeaturesKernel),
+    hebbian_synapses=by_window(FIXED_KERNELS["hebbian_synapses"], FixedWindowHebbianKernel, FixedBandHebbianKernel),
+    astrocyte=by_window(FIXED_KERNELS["astrocyte"], FixedWindowAstrocyteKernel, FixedBandAstrocyteKernel),
+)

@@ -14,7 +14,8 @@ slot ``n mod W`` and the token it evicts is consolidated.
   (:func:`~hardware_sim.golden.fixed_features.slot_response_step`), one normaliser
   (:func:`~hardware_sim.golden.fixed_window.hybrid_step`).  State ``calcium``, ``soma``, ``offset``.
 
-An encoder's window (the W keys nearest each query) has kernels of its own, :mod:`.kernels_band_fixed`.
+An encoder's window (the W keys nearest each query) has kernels of its own, :mod:`.kernels_band_fixed`, which
+registers both kinds.
 """
 
 from __future__ import annotations
@@ -27,18 +28,13 @@ from hardware_sim.golden.fixed_learned import hedgehog_step
 from hardware_sim.golden.fixed_registry import qexp
 from hardware_sim.golden.fixed_window import hybrid_params, hybrid_step, log_gain_step
 from hardware_sim.lava.kernels import split_features
-from hardware_sim.lava.kernels_band_fixed import (
-    FixedBandAstrocyteKernel,
-    FixedBandFeaturesKernel,
-    FixedBandHebbianKernel,
-)
-from hardware_sim.lava.kernels_fixed import FIXED_KERNELS, as_int
+from hardware_sim.lava.kernels_fixed import as_int
 from hardware_sim.lava.kernels_learned_fixed import (
     FixedLearnedAstrocyteKernel,
     FixedLearnedFeaturesKernel,
     FixedLearnedHebbianKernel,
 )
-from hardware_sim.lava.kernels_window import Ring, by_window, ring_values
+from hardware_sim.lava.kernels_window import Ring, ring_values
 
 
 class FixedWindowFeaturesKernel(FixedLearnedFeaturesKernel):
@@ -195,10 +191,3 @@ class FixedWindowAstrocyteKernel(FixedLearnedAstrocyteKernel):
 
         e = self.params
         return saturate(shift(self.acc, e.f_exp - e.c_exp), STATE_BITS, self.counter, self.name)
-
-
-FIXED_KERNELS.update(
-    features=by_window(FIXED_KERNELS["features"], FixedWindowFeaturesKernel, FixedBandFeaturesKernel),
-    hebbian_synapses=by_window(FIXED_KERNELS["hebbian_synapses"], FixedWindowHebbianKernel, FixedBandHebbianKernel),
-    astrocyte=by_window(FIXED_KERNELS["astrocyte"], FixedWindowAstrocyteKernel, FixedBandAstrocyteKernel),
-)
