@@ -12,7 +12,7 @@ rows' L1 error on the exact slots and on the feature-carried keys.  A study: the
 simulators do not implement sinks.  Maps are kept in /tmp/study_sinks (not in learned_maps/, whose
 files compile takes for band maps).  Writes benchmarks/results/study_sinks.json.
 
-    python benchmarks/study_sinks.py --check                      # no-sink 16:47 maps, sinks off: 0.966/0.917
+    python benchmarks/study_sinks.py --check      # no-sink 16:47 maps, sinks off: 0.966/0.917 (joint 0.968/0.947)
     python benchmarks/study_sinks.py --configs 16:45,16:45:240    # 2m=16 + W=45 + 2 sinks, then joint
     python benchmarks/study_sinks.py --configs 16:45 --held-out 4 --epochs 5 --texts 8   # a quick estimate
 """
@@ -176,7 +176,8 @@ def row_errors(graph, batch, maps: FeatureMaps, sinks: bool) -> dict[str, list[f
 def evaluate(graph, batch, reference, maps: FeatureMaps, sinks: bool, alone: bool = True) -> dict:
     """Mean/min embedding cosine with every layer converted, and per layer with it alone converted."""
     cos = cosines(surrogate(graph, batch.x, batch.mask, maps, sinks)["hidden"], batch.mask, reference)
-    out = {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min())}
+    out = {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
+           "cosine_per_text": [round(float(c), 4) for c in cos]}
     if alone:
         out["cosine_alone"] = {name: round(float(cosines(surrogate(graph, batch.x, batch.mask, maps, sinks,
                                                                    converted=[name])["hidden"], batch.mask,
@@ -261,7 +262,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="", help="F:W[:J] map sets with sinks (2m, window, joint steps)")
     parser.add_argument("--check", action="store_true",
-                        help="evaluate bench_learned's no-sink 16:47 maps with and without sinks at inference")
+                        help="evaluate bench_learned's no-sink 16:47 maps (layer by layer and joint 240) with and "
+                             "without sinks at inference")
     parser.add_argument("--epochs", type=int, default=40, help="L-BFGS iterations per layer")
     parser.add_argument("--texts", type=int, default=32, help="calibration texts of the layer-by-layer fit")
     parser.add_argument("--joint-texts", type=int, default=48, help="texts of 100-250 tokens for joint tuning")
@@ -275,12 +277,15 @@ def main() -> int:
     reference = mean_pool(run_reference(graph, batch.x, batch.mask).outputs["hidden"], batch.mask)
     print(f"held-out texts: {len(batch.mask)}, tokens {batch.mask.sum(1).min()}-{batch.mask.sum(1).max()}", flush=True)
     rows = []
-    if args.check:
-        maps = load_maps(maps_path(16, 47))
+    for joint in (0, 240) if args.check else ():
+        path = maps_path(16, 47)
+        maps = load_maps(path.with_name(path.stem + f"_joint{joint}.npz") if joint else path)
         for sinks in (False, True):
             start = time.perf_counter()
-            r = {"circuit": "bench_learned 2m=16 + W=47 maps (no-sink fit)" + (", sinks at inference" if sinks else ""),
-                 "memory_per_head": 63 + 2 * sinks, "sinks": sinks, "fit": "layer by layer, without sinks",
+            r = {"circuit": "bench_learned 2m=16 + W=47 maps (no-sink fit" + (", joint 240)" if joint else ")")
+                 + (", sinks at inference" if sinks else ""),
+                 "memory_per_head": 63 + 2 * sinks, "sinks": sinks,
+                 "fit": ("joint 240 steps" if joint else "layer by layer") + ", without sinks",
                  **evaluate(graph, batch, reference, maps, sinks, alone=not args.no_alone)}
             r["seconds"] = round(time.perf_counter() - start, 1)
             print_row(r)
@@ -297,11 +302,19 @@ def main() -> int:
              "fit_seconds": round(maps.report.get("seconds", 0) + maps.report.get("joint", {}).get("seconds", 0))}
         print_row(r)
         rows.append(r)
-    merge(Path(args.out), rows, args)
+    table(merge(Path(args.out), rows, args))
     return 0
 
 
-def merge(path: Path, rows: list[dict], args) -> None:
+def table(result: dict) -> None:
+    """Every row of the result file: circuit, memory per head, fit, mean/min cosine, held-out texts."""
+    print(f"\n{'circuit':<76} {'memory/head':>11} {'mean':>7} {'min':>7} {'texts':>5}")
+    for r in result["rows"]:
+        print(f"{r['circuit']:<76} {r['memory_per_head']:>11} {r['cosine_mean']:>7.4f} {r['cosine_min']:>7.4f} "
+              f"{r['held_out_texts']:>5}")
+
+
+def merge(path: Path, rows: list[dict], args) -> dict:
     """Fold this run's rows into the result file (by circuit and evaluation size)."""
     result = json.loads(path.read_text()) if path.exists() else {}
     old = {(r["circuit"], r.get("held_out_texts")): r for r in result.get("rows", [])}
@@ -313,6 +326,7 @@ def merge(path: Path, rows: list[dict], args) -> None:
     result["evaluation"] = "surrogate forward, float64, mean-pooled embedding cosine vs float"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))
+    return result
 
 
 if __name__ == "__main__":
