@@ -36,7 +36,8 @@ def files(tmp_path_factory, tokenized):
     (root / "texts.txt").write_text("\n".join([TEXT] * 8) + "\n")
     (root / "many.txt").write_text("\n".join([TEXT] * 64) + "\n")  # sixteen shards of 4
     (root / "long.txt").write_text("\n".join([TEXT] * 256) + "\n")  # 40 s on Lava fused, more on fine
-    llama = tokenized(random_llama(LlamaConfig(vocab_size=31, num_hidden_layers=1, max_position_embeddings=512), seed=4))
+    config = LlamaConfig(vocab_size=31, num_hidden_layers=1, max_position_embeddings=512)
+    llama = tokenized(random_llama(config, seed=4))
     compile_model(llama, max_tokens=400).save(root / "llama.tpn")
     (root / "four.txt").write_text("\n".join(TEXT.split()[i:] and " ".join(TEXT.split()[i:]) for i in range(4)) + "\n")
     return root
