@@ -7,6 +7,7 @@ entry or a constant of the implementation shows up as a bit difference.  Every f
 returns Python ints (or nested lists); saturations are counted in a ``collections.Counter``.
 """
 
+import copy
 import math
 import sys
 from collections import Counter
@@ -146,3 +147,23 @@ def quantize(value: float, exponent: int, bits: int = 24, counter=None, name="")
 def im():
     """This module: the independent integer model."""
     return sys.modules[__name__]
+
+
+def squeezed(net):
+    """A copy of ``net`` with the first circuit's exponents cut below calibration: its features, calcium,
+    soma, Hebbian weights and read-out saturate."""
+    net = copy.deepcopy(net)
+    cuts = {"features": {"q_logit_exp": 3, "k_logit_exp": 3, "exp": 1, "score_exp": 4},
+            "astrocyte": {"calcium_exp": 8, "soma_exp": 8, "exp": 2},
+            "hebbian_synapses": {"w_exp": 8, "exp": 8}}
+    for op in net.nodes():
+        if op.name.startswith("layer0.attn"):
+            for key, cut in cuts.get(op.kind, {}).items():
+                op.quant[key] -= cut
+    return net
+
+
+@pytest.fixture(scope="session")
+def squeeze():
+    """``squeeze(net)``: :func:`squeezed`."""
+    return squeezed

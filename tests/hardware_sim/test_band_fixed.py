@@ -133,19 +133,6 @@ def test_golden_band_equals_a_slow_model_of_its_equations_bit_for_bit(window):
     assert np.array_equal(integers(got.values, net, "layer0.attn.astrocyte"), want)
 
 
-def squeezed(net):
-    """Exponents cut below calibration in the first circuit: its features, calcium, soma, weights and
-    read-out saturate."""
-    cuts = {"features": {"q_logit_exp": 3, "k_logit_exp": 3, "exp": 1, "score_exp": 4},
-            "astrocyte": {"calcium_exp": 8, "soma_exp": 8, "exp": 2},
-            "hebbian_synapses": {"w_exp": 8, "exp": 8}}
-    for op in net.nodes():
-        if op.name.startswith("layer0.attn"):
-            for key, cut in cuts.get(op.kind, {}).items():
-                op.quant[key] -= cut
-    return net
-
-
 def test_loihi2_band_state_probes_follow_float():
     """Calcium (every written token) and Hebbian weights at loihi2 against the float circuit on the same
     rounded weights: measured 2.0e-6 to 5.0e-6 of each probe's range (seeds here)."""
@@ -181,9 +168,9 @@ def test_loihi2_band_interventions_follow_float_per_sequence(node):
     assert np.abs(want - plain)[mask].max() > 0.05 * scale
 
 
-def test_forced_saturation_is_counted_at_the_band_circuits_own_nodes():
+def test_forced_saturation_is_counted_at_the_band_circuits_own_nodes(squeeze):
     graph, net = compiled("loihi2", 3)
     x, mask = tokens(graph.encoder.width)
-    counts = simulate(squeezed(net), x, mask, precision="loihi2").saturations
+    counts = simulate(squeeze(net), x, mask, precision="loihi2").saturations
     circuit = {"layer0.attn.features", "layer0.attn.astrocyte", "layer0.attn.hebbian"}
     assert circuit <= set(counts) and all(isinstance(name, str) and name in net for name in counts)

@@ -3,7 +3,6 @@ schedule's replayed key and value streams, agree with the golden simulator in fl
 probes) and equal it bit for bit at loihi2 (outputs, probes, saturation counts), in fused, block and
 fine processes, and leave nothing behind."""
 
-import copy
 
 import numpy as np
 import pytest
@@ -16,20 +15,6 @@ from hardware_sim.lava import run_lava
 from hardware_sim.lava.schedule import make_plan
 
 pytestmark = pytest.mark.lava
-
-
-def squeeze(net):
-    """Exponents below calibration in the first circuit: logits, features, calcium, soma, weights and
-    read-out all saturate."""
-    net = copy.deepcopy(net)
-    cuts = {"features": {"q_logit_exp": 3, "k_logit_exp": 3, "exp": 1, "score_exp": 4},
-            "astrocyte": {"calcium_exp": 8, "soma_exp": 8, "exp": 2},
-            "hebbian_synapses": {"w_exp": 8, "exp": 8}}
-    for op in net.nodes():
-        if op.name.startswith("layer0.attn"):
-            for key, cut in cuts.get(op.kind, {}).items():
-                op.quant[key] -= cut
-    return net
 
 
 def random_maps(graph, features, window, seed=0):
@@ -97,7 +82,8 @@ def test_an_encoders_window_on_lava_float32_agrees_with_golden(window, granulari
 
 
 @pytest.mark.parametrize("window,forced,granularity", [(3, True, "fused"), (4, False, "block"), (17, False, "fine")])
-def test_an_encoders_window_on_lava_fixed_pt_is_bit_exact_with_golden_loihi2(window, forced, granularity, clean):
+def test_an_encoders_window_on_lava_fixed_pt_is_bit_exact_with_golden_loihi2(window, forced, granularity, clean,
+                                                                             squeeze):
     """Outputs, state probes and saturation counts (``forced``: exponents cut below calibration so that
     the features, the calcium, the soma, the Hebbian weights and the read-out all saturate)."""
     net = compiled(window, "loihi2")
