@@ -8,8 +8,9 @@ per layer, 64 query rows per chunk, seed 0; joint: 240 Adam steps in float32 on 
 100-250 tokens, one chunk of 4 texts per step) and evaluated on bench_learned's 20 held-out texts by
 the surrogate forward (numpy float64; the golden simulator has no sinks): mean/min cosine of the
 sentence embeddings against the float model, the cosine with one layer converted alone, and the
-rows' L1 error on the exact slots and on the feature-carried keys.  A study: the compiler and the
-simulators do not implement sinks.  Maps are kept in /tmp/study_sinks (not in learned_maps/, whose
+rows' L1 error on the exact slots and on the feature-carried keys.  The fit and the forward are the
+distillation's own (``DistillOptions(sinks=True)``, ``run_surrogate(sinks=True)``).  A study: the compiler
+and the simulators do not implement sinks.  Maps are kept in /tmp/study_sinks (not in learned_maps/, whose
 files compile takes for band maps).  Writes benchmarks/results/study_sinks.json.
 
     python benchmarks/study_sinks.py --check      # no-sink 16:47 maps, sinks off: 0.966/0.917 (joint 0.968/0.947)
@@ -33,119 +34,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_learned import held_out_texts, long_calibration, maps_path, parse_configs  # noqa: E402
 
-from compiler.attention import EvalContext  # noqa: E402
 from compiler.distill.corpus import calibration_texts  # noqa: E402
-from compiler.distill.fit import Chunk, DistillOptions, fit_layer  # noqa: E402
-from compiler.distill.hedgehog import (  # noqa: E402
-    bmm,
-    circuit_scores,
-    expand,
-    hedgehog,
-    logits,
-    softmax_rows,
-    window_slots,
-)
-from compiler.distill.maps import FeatureMaps, LayerMaps, load_maps  # noqa: E402
-from compiler.distill.surrogate import attention_visibility, split  # noqa: E402
-from compiler.interpret import interpret  # noqa: E402
+from compiler.distill.fit import DistillOptions, distill_graph  # noqa: E402
+from compiler.distill.hedgehog import logits, softmax_rows, window_slots  # noqa: E402
+from compiler.distill.maps import FeatureMaps, load_maps  # noqa: E402
+from compiler.distill.surrogate import attention_visibility, learned_rows, run_surrogate, split  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CACHE = Path("/tmp/study_sinks")
-
-
-class Fitted(Exception):  # noqa: N818 (ends the graph walk once the last attention node is fitted)
-    pass
-
-
-def slots(att, mask, window: int, sinks: bool):
-    """Visibility and exact slots (B, 1, T, T) of attention node ``att``."""
-    vis = attention_visibility(att, mask)
-    return vis, window_slots(vis, window, att.causal, sinks)
-
-
-def circuit_rows(att, q, k, mask, maps: LayerMaps, window: int, sinks: bool) -> np.ndarray:
-    """Normalised circuit rows (B, H, T, T) with the exact slots of ``slots``."""
-    vis, win = slots(att, mask, window, sinks)
-    fq, fk = hedgehog(q, maps.q_weight, maps.q_bias), hedgehog(k, maps.k_weight, maps.k_bias)
-    lg = logits(q, k, att.scale) if win.any() else None
-    S = circuit_scores(fq, fk, lg, vis, win, np.exp(maps.log_gain))[0]
-    Z = S.sum(-1, keepdims=True)
-    return S / np.where(Z > 0, Z, 1)
-
-
-def circuit_attention(att, args, mask, maps: LayerMaps, window: int, sinks: bool) -> np.ndarray:
-    q, k, v = split(att, args)
-    rows = circuit_rows(att, q, k, mask, maps, window, sinks)
-    B, H, T, _ = rows.shape
-    return bmm(rows, expand(v, H)).transpose(0, 2, 1, 3).reshape(B, T, -1)
-
-
-def context(mask) -> EvalContext:
-    B, T = mask.shape
-    return EvalContext(dtype=np.float64, mask=mask, positions=np.broadcast_to(np.arange(T), (B, T)))
-
-
-def chunks(att, q, k, mask, options: DistillOptions, sinks: bool, rng) -> list[Chunk]:
-    """:func:`compiler.distill.fit.chunks_for` with the sink slots added to the window's (the same
-    texts, trimming and seeded query rows)."""
-    lengths = mask.sum(1)
-    order = np.argsort(lengths, kind="stable")
-    out = []
-    for start in range(0, len(order), options.chunk):
-        texts = order[start:start + options.chunk]
-        T = max(int(lengths[texts].max()), 1)
-        cq, ck, cm = q[texts, :, :T], k[texts, :, :T], mask[texts, :T]
-        vis, win = slots(att, cm, options.window, sinks)
-        pick = np.arange(T)
-        if 0 < options.rows < T:
-            pick = np.sort(rng.choice(T, options.rows, replace=False))
-        cq, vis, win = cq[:, :, pick], vis[:, :, pick], win[:, :, pick]
-        target = softmax_rows(logits(cq, ck, att.scale), vis) * cm[:, None, pick, None]
-        out.append(Chunk(cq, ck, target, vis, win))
-    return out
-
-
-def fit_layers(graph, x, mask, options: DistillOptions, sinks: bool, progress=None) -> FeatureMaps:
-    """:func:`compiler.distill.fit.fit_all` (each layer fitted on the queries and keys the converted layers
-    before it produce, the same seeded draws) with sink slots in the loss and in the converted layers."""
-    attention = [n for n in graph.order() if graph.node(n).kind == "attention"]
-    maps = FeatureMaps(window=options.window, source=graph.name)
-    rng = np.random.default_rng(options.seed)
-    ctx = context(mask)
-
-    def evaluate(op, args):
-        if op.kind != "attention":
-            return op.evaluate(args, ctx).astype(np.float64, copy=False)
-        q, k, _ = split(op, args)
-        init = LayerMaps.initial(rng, op.n_heads, op.n_kv_heads, op.head_dim, options.features // 2, op.scale)
-        fitted = chunks(op, q, k, mask, options, sinks, rng)
-        maps.layers[op.name], maps.report[op.name] = fit_layer(op, fitted, init, options, progress)
-        if op.name == attention[-1]:
-            raise Fitted
-        return circuit_attention(op, args, mask, maps.layers[op.name], options.window, sinks)
-
-    try:
-        interpret(graph, {graph.input_node(): np.asarray(x, np.float64)}, evaluate, (), "study_sinks")
-    except Fitted:
-        pass
-    return maps
-
-
-def surrogate(graph, x, mask, maps: FeatureMaps | None, sinks: bool, converted=None, keep=()) -> dict:
-    """The float model with the attention nodes in ``converted`` (default: all with maps) computed by
-    their circuits (float64); the values of ``keep`` and the outputs by role."""
-    converted = set(maps.layers if maps else ()) if converted is None else set(converted)
-    ctx = context(mask)
-
-    def evaluate(op, args):
-        if op.kind == "attention" and op.name in converted:
-            return circuit_attention(op, args, mask, maps.layers[op.name], maps.window, sinks)
-        return op.evaluate(args, ctx).astype(np.float64, copy=False)
-
-    outputs = graph.output_nodes()
-    values = interpret(graph, {graph.input_node(): np.asarray(x, np.float64)}, evaluate,
-                       set(keep) | set(outputs.values()), "study_sinks")
-    return values | {role: values[name] for role, name in outputs.items()}
 
 
 def cosines(hidden, mask, reference) -> np.ndarray:
@@ -159,13 +55,14 @@ def row_errors(graph, batch, maps: FeatureMaps, sinks: bool) -> dict[str, list[f
     queries and heads) on the exact slots and on the keys the features carry."""
     attention = [graph.node(n) for n in maps.layers]
     keep = [graph.inputs_of(att.name)[p] for att in attention for p in ("q", "k")]
-    values = surrogate(graph, batch.x, batch.mask, maps, sinks, keep=keep)
+    values = run_surrogate(graph, batch.x, batch.mask, maps, keep=keep, sinks=sinks)
     out = {}
     for att in attention:
         inputs = graph.inputs_of(att.name)
         q, k = split(att, {p: values[inputs[p]] for p in ("q", "k")} | {"v": values[inputs["k"]]})[:2]
-        vis, win = slots(att, batch.mask, maps.window, sinks)
-        rows = circuit_rows(att, q, k, batch.mask, maps.layers[att.name], maps.window, sinks)
+        vis = attention_visibility(att, batch.mask)
+        win = window_slots(vis, maps.window, att.causal, sinks)
+        rows = learned_rows(att, q, k, batch.mask, maps.layers[att.name], maps.window, sinks)
         err = np.abs(rows - softmax_rows(logits(q, k, att.scale), vis)) * batch.mask[:, None, :, None]
         total = batch.mask.sum() * q.shape[1]
         out[att.name] = [round(float((err * win).sum() / total), 4), round(float((err * (vis & ~win)).sum() / total),
@@ -175,13 +72,13 @@ def row_errors(graph, batch, maps: FeatureMaps, sinks: bool) -> dict[str, list[f
 
 def evaluate(graph, batch, reference, maps: FeatureMaps, sinks: bool, alone: bool = True) -> dict:
     """Mean/min embedding cosine with every layer converted, and per layer with it alone converted."""
-    cos = cosines(surrogate(graph, batch.x, batch.mask, maps, sinks)["hidden"], batch.mask, reference)
+    cos = cosines(run_surrogate(graph, batch.x, batch.mask, maps, sinks=sinks)["hidden"], batch.mask, reference)
     out = {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
            "cosine_per_text": [round(float(c), 4) for c in cos]}
     if alone:
-        out["cosine_alone"] = {name: round(float(cosines(surrogate(graph, batch.x, batch.mask, maps, sinks,
-                                                                   converted=[name])["hidden"], batch.mask,
-                                                         reference).mean()), 4) for name in maps.layers}
+        out["cosine_alone"] = {name: round(float(cosines(run_surrogate(graph, batch.x, batch.mask, maps,
+                                                                       converted=[name], sinks=sinks)["hidden"],
+                                                         batch.mask, reference).mean()), 4) for name in maps.layers}
         out["row_l1_exact_features"] = row_errors(graph, batch, maps, sinks)
     return out
 
@@ -206,8 +103,8 @@ def distilled(graph, features: int, window: int, args) -> FeatureMaps:
             print(f"  f{features} w{window}+sinks {layer} {step}/{total} {time.perf_counter() - start:.0f} s",
                   flush=True)
 
-    maps = fit_layers(graph, batch.x, batch.mask, DistillOptions(features=features, epochs=args.epochs, seed=0,
-                                                                 window=window), True, progress)
+    options = DistillOptions(features=features, epochs=args.epochs, seed=0, window=window, sinks=True)
+    maps = distill_graph(graph, batch.x, batch.mask, options, progress)
     maps.report["seconds"] = time.perf_counter() - start
     CACHE.mkdir(parents=True, exist_ok=True)
     maps.save(path)

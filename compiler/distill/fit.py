@@ -37,6 +37,7 @@ class DistillOptions:
     chunk: int = 8
     rows: int = 64
     init: str = "random"
+    sinks: bool = False
 
     def check(self):
         if self.init not in INITS:
@@ -69,7 +70,7 @@ def chunks_for(att, q, k, mask, options: DistillOptions, rng: np.random.Generato
         T = max(int(lengths[texts].max()), 1)
         cq, ck, cm = q[texts, :, :T], k[texts, :, :T], mask[texts, :T]
         vis = attention_visibility(att, cm)
-        win = window_slots(vis, options.window, att.causal)
+        win = window_slots(vis, options.window, att.causal, options.sinks)
         pick = np.arange(T)
         if 0 < options.rows < T:
             pick = np.sort(rng.choice(T, options.rows, replace=False))
@@ -124,7 +125,7 @@ def row_kl_per_head(att, q, k, mask, rows) -> np.ndarray:
 
 def fit_layer(att, chunks: list[Chunk], init: LayerMaps, options: DistillOptions, progress=None):
     """L-BFGS on one layer's maps; returns the maps and the row KL before and after."""
-    fixed_gain = options.window == 0
+    fixed_gain = options.window == 0 and not options.sinks  # no exact slot: the gain cancels out
 
     def objective(vector):
         params = unpack(vector, init)
@@ -198,7 +199,7 @@ def fit_all(graph, x, mask, options, progress):
         maps.layers[op.name], maps.report[op.name] = fit_layer(op, chunks, init, options, progress)
         if op.name == attention[-1]:
             raise Fitted
-        return learned_attention(op, args, mask, maps.layers[op.name], options.window)
+        return learned_attention(op, args, mask, maps.layers[op.name], options.window, options.sinks)
 
     try:
         interpret(graph, {graph.input_node(): np.asarray(x, np.float64)}, evaluate, (), "distill")

@@ -31,30 +31,30 @@ def attention_visibility(att, mask: np.ndarray) -> np.ndarray:
     return visibility(used, att.causal)
 
 
-def learned_rows(att, q, k, mask, maps: LayerMaps, window: int) -> np.ndarray:
-    """Normalised circuit rows (B, H, T, T)."""
+def learned_rows(att, q, k, mask, maps: LayerMaps, window: int, sinks: bool = False) -> np.ndarray:
+    """Normalised circuit rows (B, H, T, T); ``sinks``: see :func:`~compiler.distill.hedgehog.window_slots`."""
     vis = attention_visibility(att, mask)
-    win = window_slots(vis, window, att.causal)
+    win = window_slots(vis, window, att.causal, sinks)
     fq = hedgehog(q, maps.q_weight, maps.q_bias)
     fk = hedgehog(k, maps.k_weight, maps.k_bias)
-    lg = logits(q, k, att.scale) if window else None
+    lg = logits(q, k, att.scale) if window or sinks else None
     S = circuit_scores(fq, fk, lg, vis, win, np.exp(maps.log_gain))[0]
     Z = S.sum(-1, keepdims=True)
     return S / np.where(Z > 0, Z, 1)
 
 
-def learned_attention(att, args, mask, maps: LayerMaps, window: int) -> np.ndarray:
+def learned_attention(att, args, mask, maps: LayerMaps, window: int, sinks: bool = False) -> np.ndarray:
     q, k, v = split(att, args)
-    rows = learned_rows(att, q, k, mask, maps, window)
+    rows = learned_rows(att, q, k, mask, maps, window, sinks)
     B, H, T, _ = rows.shape
     out = bmm(rows, expand(v, H))
     return out.transpose(0, 2, 1, 3).reshape(B, T, -1)
 
 
 def run_surrogate(graph: AttentionGraph, x: np.ndarray, mask: np.ndarray, maps: FeatureMaps | None,
-                  keep=(), converted=None) -> dict[str, np.ndarray]:
+                  keep=(), converted=None, sinks: bool = False) -> dict[str, np.ndarray]:
     """Values of ``keep`` (and the outputs, by role) with the attention nodes in ``converted`` (default:
-    all with maps) computed by their learned circuits, in float64."""
+    all with maps) computed by their learned circuits, in float64 (``sinks``: with sink slots, a study)."""
     layers = {} if maps is None else maps.layers
     converted = set(layers) if converted is None else set(converted)
     entry = graph.input_node()
@@ -65,7 +65,7 @@ def run_surrogate(graph: AttentionGraph, x: np.ndarray, mask: np.ndarray, maps: 
     def evaluate(op, args):
         if op.kind == "attention" and op.name in converted:
             maps.check_window(op.name, op.causal, "surrogate")
-            return learned_attention(op, args, mask, layers[op.name], maps.window)
+            return learned_attention(op, args, mask, layers[op.name], maps.window, sinks)
         return op.evaluate(args, ctx).astype(np.float64, copy=False)
 
     values = interpret(graph, {entry: np.asarray(x, np.float64)}, evaluate, set(keep) | set(outputs.values()),

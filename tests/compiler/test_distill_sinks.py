@@ -1,9 +1,5 @@
 """Sink slots (each query's first and last visible keys held exact beside the window): the slots, the
-loss's analytic gradient with them, the torch circuit against numpy, and, with sinks off, the sink study's
-fit and forward equal to the distillation's own."""
-
-import importlib.util
-from pathlib import Path
+loss's analytic gradient with them, the torch circuit against numpy, and the distillation fitting them."""
 
 import numpy as np
 import pytest
@@ -20,17 +16,9 @@ from compiler.distill.hedgehog import (
     window_slots,
 )
 from compiler.distill.maps import LayerMaps
+from compiler.distill.surrogate import learned_attention as numpy_attention
 from compiler.distill.surrogate import run_surrogate
 from compiler.models.bert import random_bert
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def study():
-    spec = importlib.util.spec_from_file_location("study_sinks", ROOT / "benchmarks" / "study_sinks.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_sinks_are_the_first_and_last_real_keys():
@@ -117,7 +105,6 @@ def test_torch_attention_with_sinks_matches_numpy(window):
     torch = pytest.importorskip("torch")
     from compiler.distill.joint import Context, learned_attention
 
-    mod = study()
     graph = random_bert(seed=2)
     att = graph.node(next(n for n in graph.order() if graph.node(n).kind == "attention"))
     rng = np.random.default_rng(3)
@@ -127,28 +114,28 @@ def test_torch_attention_with_sinks_matches_numpy(window):
     args = {p: rng.standard_normal((B, T, att.n_heads * att.head_dim)) for p in ("q", "k", "v")}
     maps = LayerMaps.initial(rng, att.n_heads, att.n_kv_heads, att.head_dim, 3, att.scale)
     maps.log_gain = rng.standard_normal(att.n_heads)
-    want = mod.circuit_attention(att, args, mask, maps, window, True)
+    want = numpy_attention(att, args, mask, maps, window, sinks=True)
     params = {att.name: {key: torch.as_tensor(v) for key, v in maps.as_dict().items()}}
     ctx = Context(torch, mask, params, window, sinks=True)
     got = learned_attention(torch)(att, {p: torch.as_tensor(v) for p, v in args.items()}, ctx)
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-12)
-    assert not np.allclose(want, mod.circuit_attention(att, args, mask, maps, window, False))
+    assert not np.allclose(want, numpy_attention(att, args, mask, maps, window))
 
 
-def test_study_without_sinks_is_the_distillation():
-    mod = study()
+@pytest.mark.parametrize("window", [0, 3])
+def test_the_distillation_fits_sinks_and_their_gain(window):
+    """``DistillOptions(sinks=True)``: the loss holds the sink slots, so the maps differ from a fit without
+    them, and the gain is fitted even without a window (with no exact slot at all it cancels out)."""
     graph = random_bert(seed=2)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 10, graph.validate()[graph.input_node()][0]))
     mask = np.ones((4, 10), bool)
     mask[1, 6:] = False
-    options = DistillOptions(features=4, epochs=3, window=3, rows=6, chunk=2)
-    want = distill_graph(graph, x, mask, options)
-    got = mod.fit_layers(graph, x, mask, options, sinks=False)
-    for name, layer in want.layers.items():
-        for key, value in layer.as_dict().items():
-            np.testing.assert_array_equal(getattr(got.layers[name], key), value, err_msg=f"{name}/{key}")
-    np.testing.assert_array_equal(mod.surrogate(graph, x, mask, want, False)["hidden"],
-                                  run_surrogate(graph, x, mask, want)["hidden"])
-    with_sinks = mod.fit_layers(graph, x, mask, options, sinks=True)
-    assert not np.array_equal(with_sinks.layers[name].q_weight, want.layers[name].q_weight)
+    plain = distill_graph(graph, x, mask, DistillOptions(features=4, epochs=3, window=window, rows=6, chunk=2))
+    sinks = distill_graph(graph, x, mask, DistillOptions(features=4, epochs=3, window=window, rows=6, chunk=2,
+                                                         sinks=True))
+    name = next(iter(plain.layers))
+    assert not np.array_equal(sinks.layers[name].q_weight, plain.layers[name].q_weight)
+    assert not np.array_equal(sinks.layers[name].log_gain, plain.layers[name].log_gain)
+    with_slots = run_surrogate(graph, x, mask, sinks, sinks=True)["hidden"]
+    assert not np.allclose(with_slots, run_surrogate(graph, x, mask, sinks)["hidden"])
