@@ -29,7 +29,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from hardware_sim.lava.kernels import AstrocyteKernel, FeaturesKernel, HebbianKernel, split_features
+from hardware_sim.lava.kernels import KERNELS, AstrocyteKernel, FeaturesKernel, HebbianKernel, split_features
+from hardware_sim.lava.kernels_window import (
+    WindowAstrocyteKernel,
+    WindowFeaturesKernel,
+    WindowHebbianKernel,
+    by_window,
+)
 
 
 class Band:
@@ -55,10 +61,6 @@ class Band:
     def held(self, t: int) -> np.ndarray:
         """(W,) the slots read t holds: written tokens in ``[t - b, t + a]``."""
         return (self.index >= max(t - self.behind, 0)) & (self.index <= t + self.ahead)
-
-
-def band_of(kernel, window: int) -> None:
-    kernel.band = Band(window)
 
 
 class BandPorts:
@@ -87,13 +89,10 @@ class BandFeaturesKernel(BandPorts, FeaturesKernel):
 
     def __init__(self, op, net, dtype):
         super().__init__(op, net, dtype)
-        band_of(self, op.window)
+        self.band = Band(op.window)
         self.keys = np.zeros((op.n_kv_heads, op.window, op.head_dim), dtype=self.dtype)
         self.fks = np.zeros((op.n_kv_heads, op.window, op.m), dtype=self.dtype)
         self.gain = np.exp(op.log_gain).astype(self.dtype)[:, None]
-
-    def offsets(self, read_offset):
-        return {"key": 0, "query": read_offset, "key_again": self.band.delay(read_offset)}
 
     def out_width(self):
         op = self.op
@@ -144,7 +143,7 @@ class BandHebbianKernel(BandPorts, HebbianKernel):
     def __init__(self, op, net, dtype):
         super().__init__(op, net, dtype)
         self.window = net.node(net.inputs_of(op.name)["pre"]).window
-        band_of(self, self.window)
+        self.band = Band(self.window)
         self.values = np.zeros((op.n_kv_heads, self.window, op.v_head_dim), dtype=self.dtype)
         self.fks = np.zeros((op.n_kv_heads, self.window, op.m), dtype=self.dtype)
 
@@ -179,20 +178,14 @@ class BandHebbianKernel(BandPorts, HebbianKernel):
         return np.concatenate([u.reshape(-1), v.reshape(-1)])
 
 
-class BandAstrocyteKernel(BandPorts, AstrocyteKernel):
-    """Astrocyte of an encoder's window: one normaliser over the band's slots and the rest of the memory."""
-
-    has_offset = True
+class BandAstrocyteKernel(BandPorts, WindowAstrocyteKernel):
+    """Astrocyte of an encoder's window: one normaliser over the band's slots and the rest of the memory
+    (states as the ring's astrocyte; its slots' values indexed by slot, then value)."""
 
     def __init__(self, op, net, dtype):
         super().__init__(op, net, dtype)
-        self.window = net.node(net.inputs_of(op.name)["features"]).window
-        band_of(self, self.window)
+        self.band = Band(self.window)
         self.values = np.zeros((self.syn.n_kv_heads, self.window, op.v_head_dim), dtype=self.dtype)
-
-    def state_shapes(self):
-        H = self.op.n_heads
-        return {"calcium": (H, self.op.m), "soma": (H,), "offset": (H,)}
 
     def step(self, s, inputs):
         op, clock = self.op, self.clock
@@ -223,3 +216,10 @@ class BandAstrocyteKernel(BandPorts, AstrocyteKernel):
         self.state["soma"][:] = z
         self.state["offset"][:] = peak[:, 0]
         return (u / np.where(z != 0, z, 1)[:, None]).reshape(-1)
+
+
+KERNELS.update(
+    features=by_window(FeaturesKernel, WindowFeaturesKernel, BandFeaturesKernel),
+    hebbian_synapses=by_window(HebbianKernel, WindowHebbianKernel, BandHebbianKernel),
+    astrocyte=by_window(AstrocyteKernel, WindowAstrocyteKernel, BandAstrocyteKernel),
+)

@@ -25,7 +25,7 @@ from hardware_sim.golden.fixed_circuit import hebbian_read_step
 from hardware_sim.golden.fixed_features import score_params, score_step, slot_response_step
 from hardware_sim.golden.fixed_learned import hedgehog_step
 from hardware_sim.golden.fixed_window import hybrid_step
-from hardware_sim.lava.kernels_band import BandPorts, band_of, split_band
+from hardware_sim.lava.kernels_band import Band, BandPorts, split_band
 from hardware_sim.lava.kernels_fixed import FIXED_KERNELS, as_int
 from hardware_sim.lava.kernels_learned_fixed import FixedLearnedFeaturesKernel, FixedLearnedHebbianKernel
 from hardware_sim.lava.kernels_window import by_window
@@ -44,14 +44,11 @@ class FixedBandFeaturesKernel(BandPorts, FixedLearnedFeaturesKernel):
     def __init__(self, op, net, dtype):
         super().__init__(op, net, dtype)
         G, W = op.n_kv_heads, op.window
-        band_of(self, W)
+        self.band = Band(W)
         self.keys = np.zeros((G, W, op.head_dim), dtype=INT)
         self.fks = np.zeros((G, W, op.m), dtype=INT)
         self.params = score_params(op, self.in_exps["query"], self.in_exps["key"])
         self.replay_counter = SaturationCounter()  # a replayed key's saturations were counted at its write
-
-    def offsets(self, read_offset):
-        return {"key": 0, "query": read_offset, "key_again": self.band.delay(read_offset)}
 
     def out_width(self):
         op = self.op
@@ -96,7 +93,7 @@ class FixedBandHebbianKernel(BandPorts, FixedLearnedHebbianKernel):
     def __init__(self, op, net, dtype):
         super().__init__(op, net, dtype)
         self.window = net.node(net.inputs_of(op.name)["pre"]).window
-        band_of(self, self.window)
+        self.band = Band(self.window)
         self.values = np.zeros((op.n_kv_heads, self.window, op.v_head_dim), dtype=INT)
         self.fks = np.zeros((op.n_kv_heads, self.window, op.m), dtype=INT)
 
@@ -142,7 +139,7 @@ class FixedBandAstrocyteKernel(BandPorts, FixedWindowAstrocyteKernel):
 
     def __init__(self, op, net, dtype):
         super().__init__(op, net, dtype)
-        band_of(self, self.window)
+        self.band = Band(self.window)
 
     def step(self, s, inputs):
         op, clock, p = self.op, self.clock, self.params

@@ -15,16 +15,14 @@ Per sequence each kernel counts the written tokens ``n``; written token t enters
 
 The ring (W keys and values per key/value head) and the feature memory (2m per head) are all the
 circuit holds, whatever the context.  An encoder's window (the W keys nearest each query) has kernels
-of its own, :mod:`.kernels_band`.
+of its own, :mod:`.kernels_band`, which registers both kinds.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from compiler.errors import SimulationError
-from hardware_sim.lava.kernels import KERNELS, AstrocyteKernel, FeaturesKernel, HebbianKernel, split_features
-from hardware_sim.lava.kernels_band import BandAstrocyteKernel, BandFeaturesKernel, BandHebbianKernel
+from hardware_sim.lava.kernels import AstrocyteKernel, FeaturesKernel, HebbianKernel, split_features
 
 
 def window_kind(op, net) -> str | None:
@@ -185,23 +183,13 @@ class WindowAstrocyteKernel(AstrocyteKernel):
         return (u / np.where(z != 0, z, 1)[:, None]).reshape(-1)
 
 
-def by_window(plain_cls, window_cls, band_cls=None):
-    """A kernel factory choosing the ring kernel for nodes of causal learned circuits with a window and
-    the band kernel for encoders' (a kernel set without one refuses an encoder's window in one line)."""
+def by_window(plain_cls, window_cls, band_cls):
+    """A kernel factory: the plain kernel for circuits without a window, the ring kernel for causal ones
+    with a window, the band kernel for encoders' (registered by :mod:`.kernels_band` and
+    :mod:`.kernels_band_fixed`)."""
 
     def make(op, net, dtype):
-        kind = window_kind(op, net)
-        if kind == "band" and band_cls is None:
-            raise SimulationError(f"lava: node {op.name!r} is an encoder's learned circuit with a window of keys "
-                                  f"around each query, which this kernel set does not run; run it in float32")
-        return {None: plain_cls, "ring": window_cls, "band": band_cls}[kind](op, net, dtype)
+        return {None: plain_cls, "ring": window_cls, "band": band_cls}[window_kind(op, net)](op, net, dtype)
 
     make.__name__ = f"{plain_cls.__name__}_or_window"
     return make
-
-
-KERNELS.update(
-    features=by_window(FeaturesKernel, WindowFeaturesKernel, BandFeaturesKernel),
-    hebbian_synapses=by_window(HebbianKernel, WindowHebbianKernel, BandHebbianKernel),
-    astrocyte=by_window(AstrocyteKernel, WindowAstrocyteKernel, BandAstrocyteKernel),
-)

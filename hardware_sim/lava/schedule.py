@@ -28,10 +28,10 @@ import numpy as np
 
 from compiler.errors import InputError, SimulationError
 from hardware_sim.lava import (
+    kernels_band,  # noqa: F401  (float kernels of learned circuits with a window: ring and band)
     kernels_band_fixed,  # noqa: F401  (fixed_pt kernels of learned circuits with a window: ring and band)
     kernels_fixed,  # noqa: F401  (registers the fixed_pt kernels)
     kernels_learned_fixed,  # noqa: F401  (and those of learned circuits)
-    kernels_window,  # noqa: F401  (float kernels of learned circuits with a window)
 )
 from hardware_sim.lava.kernels import KERNELS, Clock, make_kernel
 
