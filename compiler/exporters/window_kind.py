@@ -7,7 +7,8 @@ that a file says what it is (the ``window`` attribute alone gives only the slot 
   (``-floor(W/2) <= j - i <= floor((W-1)/2)``); the feature memory holds every token and each slot
   inhibits its own token's share.
 
-The kind follows from the feature population's window and its schedule's mode; readers recompute it
+The kind follows from the feature population's window and its schedule's mode
+(:meth:`compiler.process.ProcessGraph.window_kind`); readers recompute it
 from the rebuilt network and refuse a file whose record disagrees (files written before the record
 existed carry none and are read as their schedules say).
 """
@@ -23,11 +24,8 @@ ATTR = "window_kind"
 
 def window_kinds(net) -> dict[str, str]:
     """Feature population name -> ``ring`` or ``band``, for every learned population with a window."""
-    out = {}
-    for op in net.of_kind("features"):
-        if op.lowering == "learned" and op.window > 0:
-            out[op.name] = "ring" if net.node(op.schedule).mode == "causal" else "band"
-    return out
+    kinds = {op.name: net.window_kind(op.name) for op in net.of_kind("features")}
+    return {name: kind for name, kind in kinds.items() if kind is not None}
 
 
 def check_window_kinds(net, stored: dict[str, Any], where: str) -> None:

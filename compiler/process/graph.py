@@ -43,6 +43,21 @@ class ProcessGraph(TypedGraph):
             raise GraphError(f"process graph {self.name!r} has no output decoder")
         return shapes
 
+    def window_kind(self, name: str) -> str | None:
+        """Which keys the window of learned circuit node ``name`` (its feature population, or a node fed by
+        one) holds: ``ring`` (causal schedule: the last W written), ``band`` (bidirectional: the W keys
+        nearest each query) or None (not a learned circuit with a window)."""
+        feats = self.node(name)
+        if feats.kind != "features":
+            inputs = self.inputs_of(name)
+            source = inputs.get("pre") or inputs.get("features")
+            if source is None:
+                return None
+            feats = self.node(source)
+        if feats.lowering != "learned" or feats.window <= 0:
+            return None
+        return "ring" if self.node(feats.schedule).mode == "causal" else "band"
+
     def extra_structure(self):
         return encoder_record(self.encoder)
 

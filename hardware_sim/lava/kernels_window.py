@@ -25,19 +25,6 @@ import numpy as np
 from hardware_sim.lava.kernels import AstrocyteKernel, FeaturesKernel, HebbianKernel, split_features
 
 
-def window_kind(op, net) -> str | None:
-    """The window of the learned circuit ``op`` belongs to (features node, or fed by one): ``ring`` (causal:
-    the last W written), ``band`` (bidirectional: the W keys nearest each query, :mod:`.kernels_band`) or
-    None (no window)."""
-    feats = op
-    if op.kind != "features":
-        inputs = net.inputs_of(op.name)
-        feats = net.node(inputs.get("pre") or inputs.get("features"))
-    if feats.lowering != "learned" or feats.window <= 0:
-        return None
-    return "ring" if net.node(feats.schedule).mode == "causal" else "band"
-
-
 class Ring:
     """Slot bookkeeping of one sequence: ``n`` written tokens so far; the slot the next one takes."""
 
@@ -184,12 +171,12 @@ class WindowAstrocyteKernel(AstrocyteKernel):
 
 
 def by_window(plain_cls, window_cls, band_cls):
-    """A kernel factory: the plain kernel for circuits without a window, the ring kernel for causal ones
-    with a window, the band kernel for encoders' (registered by :mod:`.kernels_band` and
-    :mod:`.kernels_band_fixed`)."""
+    """A kernel factory by :meth:`~compiler.process.ProcessGraph.window_kind`: the plain kernel for circuits
+    without a window, the ring kernel for causal ones, the band kernel for encoders' (registered by
+    :mod:`.kernels_band` and :mod:`.kernels_band_fixed`)."""
 
     def make(op, net, dtype):
-        return {None: plain_cls, "ring": window_cls, "band": band_cls}[window_kind(op, net)](op, net, dtype)
+        return {None: plain_cls, "ring": window_cls, "band": band_cls}[net.window_kind(op.name)](op, net, dtype)
 
     make.__name__ = f"{plain_cls.__name__}_or_window"
     return make
